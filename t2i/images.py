@@ -1,0 +1,46 @@
+"""Image tensors to PNG files and grids (a few lines of numpy and Pillow, no torchvision)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] floats in [0, 1] -> [N, H, W, C] uint8."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """One [C, H, W] image in [0, 1] -> a grayscale or RGB PIL image."""
+    arr = to_uint8(image[None])[0]
+    return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+
+
+def make_grid(images: torch.Tensor, ncol: int, pad: int = 2, scale: int = 1) -> Image.Image:
+    """Tile [N, C, H, W] images into rows of `ncol`, on a white background, each pixel
+    repeated `scale` times."""
+    n, c, h, w = images.shape
+    nrow = -(-n // ncol)
+    grid = torch.ones(c, pad + nrow * (h + pad), pad + ncol * (w + pad))
+    for i, img in enumerate(images.cpu().float()):
+        r, col = divmod(i, ncol)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, y:y + h, x:x + w] = img
+    pil = to_pil(grid)
+    return pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST) if scale > 1 else pil
+
+
+def save_images(images: torch.Tensor, out_dir: Path, num_per_prompt: int) -> list[Path]:
+    """One PNG per image, named {prompt_index:03d}_{sample_index:03d}.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        p, k = divmod(i, num_per_prompt)
+        path = out_dir / f"{p:03d}_{k:03d}.png"
+        to_pil(img).save(path)
+        paths.append(path)
+    return paths

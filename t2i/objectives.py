@@ -1,0 +1,90 @@
+"""Training objectives: what the model predicts and how that becomes a velocity.
+
+Convention (DESIGN.md): t = 0 is pure noise, t = 1 is data, x_t = (1 - t) * noise + t * x, and
+the velocity is v = dx_t/dt = x - noise. Every objective converts its raw prediction to that
+velocity (`to_velocity`), so one set of ODE samplers serves them all, as
+facebookresearch/flow_matching does with its `epsilon_to_velocity`-style conversions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t on the straight line from noise (t = 0) to data (t = 1)."""
+    t = t.view(-1, *([1] * (x.dim() - 1)))
+    return (1 - t) * noise + t * x
+
+
+def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+class FlowMatching:
+    """Rectified flow / conditional flow matching (Lipman et al. 2023; Liu et al. 2023): the
+    model predicts v = x - noise. Times are uniform, or logit-normal (Esser et al. 2024, SD3),
+    which spends more training on the middle of the path where the velocity is hardest."""
+
+    def __init__(self, t_sampling: str = "logit_normal", logit_mean: float = 0.0,
+                 logit_std: float = 1.0):
+        if t_sampling not in ("uniform", "logit_normal"):
+            raise ValueError(f"unknown t_sampling {t_sampling!r}; one of ['logit_normal', 'uniform']")
+        self.t_sampling, self.logit_mean, self.logit_std = t_sampling, logit_mean, logit_std
+
+    def sample_t(self, n: int, device=None) -> torch.Tensor:
+        if self.t_sampling == "uniform":
+            return torch.rand(n, device=device)
+        return torch.sigmoid(self.logit_mean + self.logit_std * torch.randn(n, device=device))
+
+    def target(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return x - noise
+
+    def loss(self, pred: torch.Tensor, x: torch.Tensor, noise: torch.Tensor,
+             t: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred.float(), self.target(x, noise).float())
+
+    def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return pred
+
+
+class CleanImage:
+    """Clean-image (x0) prediction with continuous noise levels, the Fashion-MNIST
+    latent-diffusion design's recipe: noise level s ~ Beta(a, b) rescaled to [s_min, s_max]
+    (Beta(1, 2.5) favours low noise), t = 1 - s, MSE on the clean image.
+
+    Velocity: from x_t = (1 - t) noise + t x0, noise = (x_t - t x0) / (1 - t), so
+    v = x0 - noise = (x0 - x_t) / (1 - t). It is exact for every t < 1; at t = 1 there is no
+    noise left and the samplers take their last step with Euler, which lands on x0 itself."""
+
+    def __init__(self, beta_a: float = 1.0, beta_b: float = 2.5, s_min: float = 0.01,
+                 s_max: float = 0.99):
+        if not 0 <= s_min < s_max <= 1:
+            raise ValueError(f"need 0 <= s_min < s_max <= 1, got {s_min}, {s_max}")
+        self.beta = torch.distributions.Beta(torch.tensor(beta_a), torch.tensor(beta_b))
+        self.s_min, self.s_max = s_min, s_max
+
+    def sample_t(self, n: int, device=None) -> torch.Tensor:
+        s = self.s_min + (self.s_max - self.s_min) * self.beta.sample((n,))
+        return (1 - s).to(device)
+
+    def target(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def loss(self, pred: torch.Tensor, x: torch.Tensor, noise: torch.Tensor,
+             t: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred.float(), x.float())
+
+    def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # Clamp keeps t = 1 finite for callers that probe it; samplers never step from t = 1.
+        return (pred - x_t) / _bcast((1 - t).clamp(min=1e-4), x_t)
+
+
+def build_objective(cfg):
+    """The objective named by an `ObjectiveConfig`."""
+    if cfg.kind == "flow":
+        return FlowMatching(cfg.t_sampling, cfg.logit_mean, cfg.logit_std)
+    if cfg.kind == "x0":
+        return CleanImage(cfg.beta_a, cfg.beta_b, cfg.s_min, cfg.s_max)
+    raise ValueError(f"unknown objective {cfg.kind!r}; one of ['flow', 'x0']")

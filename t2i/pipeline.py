@@ -1,0 +1,92 @@
+"""The public inference API: `Pipeline.from_pretrained(dir)(prompts, steps, cfg, seed)`.
+
+A pipeline holds the networks (DiT + text encoder), the objective that says how to read the
+DiT's prediction as a velocity, and the sampling defaults of the config it was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .checkpoint import load_config, load_weights, resolve_checkpoint
+from .config import Config
+from .data import dataset_info
+from .model import DiT
+from .objectives import build_objective
+from .runtime import autocast, resolve_device, resolve_precision
+from .samplers import Callback, cfg as guide, get_sampler
+from .text import build_text_encoder
+
+
+def build_networks(config: Config) -> nn.ModuleDict:
+    """The trainable networks of a config: `dit` and `text` (the text encoder's trainable
+    parts, if any, are trained and averaged with the DiT)."""
+    info = dataset_info(config.data)
+    text = build_text_encoder(config.text, info["class_names"], info["synonyms"])
+    return nn.ModuleDict({"dit": DiT(config.model, info["shape"], text.dim), "text": text})
+
+
+class Pipeline:
+    def __init__(self, config: Config, networks: nn.ModuleDict, device: torch.device | str = "cpu",
+                 precision: str = "fp32"):
+        self.config = config
+        self.device = torch.device(device)
+        self.networks = networks.to(self.device).eval()
+        self.objective = build_objective(config.objective)
+        self.dtype = resolve_precision(precision, self.device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = "auto",
+                        weights: str = "ema") -> "Pipeline":
+        """Load a checkpoint directory or a run directory (its latest checkpoint). `weights`
+        picks the EMA (default, what the reference designs sample from) or the raw model."""
+        ckpt = resolve_checkpoint(path)
+        config = load_config(ckpt)
+        networks = build_networks(config)
+        networks.load_state_dict(load_weights(ckpt, weights))
+        return cls(config, networks, resolve_device(device), precision)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.networks["dit"].image_shape
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
+                 mask: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            pred = self.networks["dit"](x, t, tokens, mask)
+        return self.objective.to_velocity(pred.float(), x, t)
+
+    def noise(self, n: int, seed: int) -> torch.Tensor:
+        """Starting noise for samples 0..n-1: sample k comes from seed + k, so an image does not
+        change when other prompts or more samples are asked for in the same call."""
+        shape = self.image_shape
+        return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + k))
+                            for k in range(n)])
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], steps: Optional[int] = None, cfg: Optional[float] = None,
+                 seed: int = 0, sampler: Optional[str] = None, num_per_prompt: int = 1,
+                 callback: Optional[Callback] = None) -> torch.Tensor:
+        """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
+        prompt. Defaults for steps, cfg and sampler come from the checkpoint's config. The
+        callback sees the states in model space ([-1, 1])."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        s = self.config.sample
+        steps = s.steps if steps is None else steps
+        scale = s.cfg if cfg is None else cfg
+        solve = get_sampler(sampler or s.sampler)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        text = self.networks["text"]
+        tokens, mask = text.encode(list(prompts))
+        tokens = tokens.repeat_interleave(num_per_prompt, 0).to(self.device)
+        mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
+        null = tuple(v.to(self.device) for v in text.null(len(tokens)))
+        x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
+        x = solve(guide(self.velocity, (tokens, mask), null, scale), x, steps, callback)
+        return ((x.float().cpu() + 1) / 2).clamp(0, 1)

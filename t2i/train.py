@@ -1,0 +1,239 @@
+"""The training loop: AdamW, warm-up + cosine (or constant) LR, gradient accumulation and
+clipping, autocast, EMA, TensorBoard, periodic EMA sample grids, atomic checkpoints, resume.
+
+Resume continues the same run: the data order (an epoch permutation and a cursor), the global
+torch RNG (noise, times, condition dropout) and the optimizer state are all checkpointed, so an
+interrupted fp32 run retraces the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .checkpoint import (flatten_optimizer, load_config, load_training_state, load_weights,
+                         resolve_checkpoint, save_checkpoint, unflatten_optimizer)
+from .config import Config
+from .data import ImageDataset, load_dataset
+from .images import make_grid
+from .objectives import build_objective, interpolate
+from .pipeline import Pipeline, build_networks
+from .runtime import autocast, resolve_device, resolve_precision
+from .text import drop_condition
+
+log = logging.getLogger(__name__)
+
+
+def lr_factor(cfg, step: int, progress: float) -> float:
+    """LR multiplier: linear warm-up over `warmup_steps`, then constant or cosine from 1 to
+    `min_lr_ratio` as `progress` goes 0 -> 1."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine":
+        cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine']")
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    ema_p = [p for p in ema.parameters()]
+    model_p = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_p, model_p, 1 - decay)
+
+
+class Trainer:
+    """`Trainer(config, out_dir).train()`; `resume` is a checkpoint, a run dir, or "latest"
+    (the latest checkpoint of `out_dir`)."""
+
+    def __init__(self, config: Config, out_dir: str | Path, resume: Optional[str] = None,
+                 data: Optional[ImageDataset] = None, progress: bool = True):
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        ckpt = None
+        if resume:
+            ckpt = resolve_checkpoint(self.out_dir if resume == "latest" else resume)
+            saved = load_config(ckpt)
+            if saved.model != config.model or saved.text != config.text or saved.data != config.data:
+                log.warning("resuming %s: model/text/data come from the checkpoint's config", ckpt)
+                config = Config(preset=config.preset, model=saved.model, text=saved.text,
+                                data=saved.data, objective=config.objective, train=config.train,
+                                sample=config.sample)
+        self.config = config
+        tc = config.train
+        torch.manual_seed(tc.seed)
+        self.device = resolve_device(tc.device)
+        self.dtype = resolve_precision(tc.precision, self.device)
+        self.data = data if data is not None else load_dataset(config.data, "train")
+        self.networks = build_networks(config).to(self.device)
+        self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
+        self.objective = build_objective(config.objective)
+        self.optimizer = torch.optim.AdamW(self.networks.parameters(), lr=tc.lr,
+                                           weight_decay=tc.weight_decay, betas=(0.9, 0.999))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self.dit = torch.compile(self.networks["dit"]) if tc.compile else self.networks["dit"]
+        self.step, self.elapsed = 0, 0.0
+        self.saved_step, self.last_checkpoint = -1, None
+        self.perm, self.cursor = torch.randperm(len(self.data)), 0
+        if ckpt is not None:
+            self._load(ckpt)
+        n = self.networks["dit"].num_params()
+        log.info("model: %.2fM parameters, device %s, autocast %s", n / 1e6, self.device,
+                 self.dtype or "off (fp32)")
+
+    # ------------------------------------------------------------------ state
+
+    def _state(self) -> tuple[dict, dict]:
+        opt_tensors, opt_meta = flatten_optimizer(self.optimizer.state_dict())
+        tensors = {**opt_tensors, "rng.torch": torch.get_rng_state(), "data.perm": self.perm}
+        state = {"step": self.step, "elapsed": self.elapsed, "cursor": self.cursor,
+                 "optimizer": opt_meta}
+        return state, tensors
+
+    def save(self) -> Path:
+        state, tensors = self._state()
+        path = save_checkpoint(self.out_dir, self.step, self.config, self.networks.state_dict(),
+                               self.ema.state_dict(), tensors, state, self.config.train.keep_last)
+        self.saved_step, self.last_checkpoint = self.step, path
+        log.info("checkpoint: %s", path)
+        return path
+
+    def _load(self, ckpt: Path) -> None:
+        self.networks.load_state_dict(load_weights(ckpt, "model"))
+        self.ema.load_state_dict(load_weights(ckpt, "ema"))
+        state, tensors = load_training_state(ckpt)
+        if tensors is None:
+            raise ValueError(f"{ckpt} holds no training state (an exported model?); cannot resume")
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
+        torch.set_rng_state(tensors["rng.torch"])
+        self.perm, self.cursor = tensors["data.perm"], state["cursor"]
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        log.info("resumed from %s at step %d", ckpt, self.step)
+
+    # ------------------------------------------------------------------ loop
+
+    def next_indices(self, n: int) -> torch.Tensor:
+        """The next n indices of the epoch permutation, reshuffling at each epoch's end."""
+        out = []
+        while n > 0:
+            if self.cursor >= len(self.perm):
+                self.perm, self.cursor = torch.randperm(len(self.data)), 0
+            take = self.perm[self.cursor:self.cursor + n]
+            self.cursor += len(take)
+            n -= len(take)
+            out.append(take)
+        return torch.cat(out)
+
+    def loss_on(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The objective's loss on one micro-batch, with per-sample condition dropout."""
+        text = self.networks["text"]
+        tokens, mask = text.encode_labels(labels)
+        drop = torch.rand(len(x)) < self.config.text.cond_drop
+        tokens, mask = drop_condition(tokens, mask, *text.null(len(x)), drop)
+        noise = torch.randn_like(x)
+        t = self.objective.sample_t(len(x), x.device)
+        with autocast(self.device, self.dtype):
+            pred = self.dit(interpolate(x, noise, t), t, tokens, mask)
+        return self.objective.loss(pred, x, noise, t)
+
+    def train_step(self) -> dict:
+        tc = self.config.train
+        for group in self.optimizer.param_groups:
+            group["lr"] = tc.lr * lr_factor(tc, self.step, self.progress_fraction())
+        total = 0.0
+        for _ in range(tc.grad_accum):
+            x, labels = self.data.batch(self.next_indices(tc.batch_size))
+            loss = self.loss_on(x.to(self.device), labels.to(self.device)) / tc.grad_accum
+            self.scaler.scale(loss).backward()
+            total += loss.item()
+        self.scaler.unscale_(self.optimizer)
+        params = list(self.networks.parameters())
+        norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip if tc.grad_clip > 0 else math.inf)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
+        ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
+        return {"loss": total, "grad_norm": norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def progress_fraction(self) -> float:
+        tc = self.config.train
+        p = self.step / tc.steps
+        if tc.max_minutes > 0:
+            p = max(p, self.elapsed / (60 * tc.max_minutes))
+        return p
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.config, self.ema, self.device, self.config.train.precision)
+
+    def sample_grid(self, seeds: int = 2):
+        """One column per class, one row per seed, from the EMA weights."""
+        names = self.networks["text"].class_names
+        images = self.pipeline()(names, num_per_prompt=seeds, seed=0)  # (P*S, C, H, W), by prompt
+        c, h, w = images.shape[1:]
+        by_seed = images.view(len(names), seeds, c, h, w).transpose(0, 1).reshape(-1, c, h, w)
+        self.networks.train()
+        return make_grid(by_seed, ncol=len(names), scale=2)
+
+    def write_samples(self, writer) -> Path:
+        grid = self.sample_grid()
+        path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        if writer is not None:
+            import numpy as np
+            writer.add_image("samples/ema", np.asarray(grid.convert("RGB")), self.step,
+                             dataformats="HWC")
+        return path
+
+    def train(self) -> Path:
+        """Train until `train.steps` or `train.max_minutes`, whichever comes first; returns the
+        final checkpoint."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm.auto import tqdm
+
+        tc = self.config.train
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
+        images_per_step = tc.batch_size * tc.grad_accum
+        self.networks.train()
+        bar = tqdm(total=tc.steps, initial=self.step, disable=not self.progress, unit="step",
+                   dynamic_ncols=True)
+        window_start, window_images = time.perf_counter(), 0
+        last = time.perf_counter()
+        try:
+            while self.step < tc.steps and self.progress_fraction() < 1.0:
+                metrics = self.train_step()
+                now = time.perf_counter()
+                self.elapsed += now - last
+                last = now
+                window_images += images_per_step
+                if self.step % tc.log_every == 0 or self.step == 1:
+                    metrics["img_per_s"] = window_images / max(now - window_start, 1e-9)
+                    window_start, window_images = now, 0
+                    for k, v in metrics.items():
+                        writer.add_scalar(f"train/{k}", v, self.step)
+                    bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{metrics['img_per_s']:.0f}",
+                                    lr=f"{metrics['lr']:.1e}")
+                bar.update(1)
+                if tc.sample_every and self.step % tc.sample_every == 0:
+                    self.write_samples(writer)
+                if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+                    self.save()
+                last = time.perf_counter()  # time spent on samples/checkpoints is not training
+        finally:
+            bar.close()
+        final = self.save() if self.saved_step != self.step else self.last_checkpoint
+        log.info("samples: %s", self.write_samples(writer))
+        writer.close()
+        return final

@@ -1,0 +1,41 @@
+from PIL import Image
+
+from t2i.cli import main
+
+
+def test_train_then_sample_on_debug(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=4",
+                 "train.ckpt_every=2"]) == 0
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_0000004"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a bag\n\nsneakers\n")
+    out = tmp_path / "samples"
+    assert main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a dress", "--prompts-file",
+                 str(prompts), "--num-per-prompt", "2", "--steps", "3", "--seed", "7",
+                 "--out", str(out), "--strip"]) == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == ["000_000.png", "000_001.png", "001_000.png", "001_001.png", "002_000.png",
+                     "002_001.png", "grid.png", "strip.png"]
+    img = Image.open(out / "000_000.png")
+    assert img.size == (28, 28) and img.mode == "L"
+    first = (out / "001_001.png").read_bytes()
+    out2 = tmp_path / "again"
+    main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a bag", "--num-per-prompt", "2",
+          "--steps", "3", "--seed", "7", "--out", str(out2)])
+    assert (out2 / "000_001.png").read_bytes() == first  # same seed, same image
+
+
+def test_resume_latest(tmp_path):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=2"]) == 0
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=4",
+                 "--resume", "latest"]) == 0
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_0000004"
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    assert main(["-q", "train", "--preset", "debug", "model.depht=2"]) == 2
+    assert "unknown field model.depht" in capsys.readouterr().err
+    assert main(["-q", "sample", "--checkpoint", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err

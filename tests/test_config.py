@@ -1,0 +1,45 @@
+import pytest
+
+from t2i.config import PRESETS, Config, get_preset
+
+
+def test_overrides_are_typed():
+    cfg = get_preset("fmnist").override(["model.depth=8", "train.lr=5e-4", "train.compile=true",
+                                         "text.encoder=learned", "data.data_dir=some/dir"])
+    assert cfg.model.depth == 8 and isinstance(cfg.model.depth, int)
+    assert cfg.train.lr == 5e-4 and cfg.train.compile is True
+    assert cfg.text.encoder == "learned" and cfg.data.data_dir == "some/dir"
+    assert get_preset("fmnist").override(["data.data_dir=none"]).data.data_dir is None
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("model.depht=3", "unknown field model.depht"),
+    ("modle.depth=3", "unknown config section"),
+    ("model.depth=three", "not a valid int"),
+    ("train.compile=maybe", "not a valid bool"),
+    ("depth=3", "section.field=value"),
+])
+def test_bad_overrides_are_clear_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        get_preset("fmnist").override([bad])
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_json(name):
+    cfg = get_preset(name)
+    assert cfg.preset == name
+    assert Config.from_json(cfg.to_json()) == cfg
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="fmnist"):
+        get_preset("nope")
+
+
+def test_fmnist_paper_matches_the_recipe():
+    cfg = get_preset("fmnist-paper")
+    assert (cfg.model.width, cfg.model.depth, cfg.model.num_heads, cfg.model.mlp_ratio) == (384, 12, 6, 4.0)
+    assert (cfg.train.batch_size, cfg.train.grad_accum, cfg.train.lr, cfg.train.steps) == (128, 2, 1e-3, 8500)
+    assert cfg.train.schedule == "constant" and cfg.train.ema_decay == 0.999
+    assert cfg.objective.kind == "x0" and (cfg.objective.beta_a, cfg.objective.beta_b) == (1.0, 2.5)
+    assert cfg.sample.steps == 25

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from t2i.config import ObjectiveConfig
+from t2i.objectives import CleanImage, FlowMatching, build_objective, interpolate
+from t2i.samplers import euler, heun
+
+
+def test_interpolate_endpoints():
+    x, noise = torch.randn(2, 1, 3, 3), torch.randn(2, 1, 3, 3)
+    torch.testing.assert_close(interpolate(x, noise, torch.zeros(2)), noise)
+    torch.testing.assert_close(interpolate(x, noise, torch.ones(2)), x)
+
+
+@pytest.mark.parametrize("objective", [FlowMatching(), CleanImage()])
+def test_true_prediction_converts_to_the_true_velocity(objective):
+    x, noise = torch.randn(5, 1, 4, 4), torch.randn(5, 1, 4, 4)
+    t = objective.sample_t(5)
+    x_t = interpolate(x, noise, t)
+    pred = objective.target(x, noise)
+    torch.testing.assert_close(objective.to_velocity(pred, x_t, t), x - noise, rtol=1e-4, atol=1e-4)
+    assert objective.loss(pred, x, noise, t).item() == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("solve", [euler, heun])
+def test_clean_image_oracle_samples_its_image(solve):
+    # A model that always predicts the same clean image must carry any noise to exactly it.
+    obj = CleanImage()
+    target = torch.randn(1, 1, 4, 4)
+    out = solve(lambda x, t: obj.to_velocity(target.expand_as(x), x, t), torch.randn(3, 1, 4, 4), 9)
+    torch.testing.assert_close(out, target.expand(3, -1, -1, -1), rtol=1e-4, atol=1e-4)
+
+
+def test_clean_image_noise_levels_follow_the_beta_recipe():
+    obj = CleanImage(beta_a=1.0, beta_b=2.5, s_min=0.01, s_max=0.99)
+    t = obj.sample_t(200_000)
+    s = 1 - t
+    assert s.min() >= 0.01 - 1e-6 and s.max() <= 0.99 + 1e-6
+    # mean of Beta(1, 2.5) is 1 / 3.5, rescaled into [0.01, 0.99]
+    assert s.mean().item() == pytest.approx(0.01 + 0.98 / 3.5, abs=3e-3)
+
+
+def test_flow_time_sampling():
+    uniform = FlowMatching("uniform").sample_t(100_000)
+    assert uniform.mean().item() == pytest.approx(0.5, abs=5e-3)
+    assert uniform.min() >= 0 and uniform.max() <= 1
+    ln = FlowMatching("logit_normal").sample_t(100_000)
+    assert ln.mean().item() == pytest.approx(0.5, abs=5e-3)
+    assert ((ln > 0.25) & (ln < 0.75)).float().mean() > ((uniform > 0.25) & (uniform < 0.75)).float().mean()
+
+
+def test_build_objective():
+    assert isinstance(build_objective(ObjectiveConfig(kind="x0")), CleanImage)
+    assert isinstance(build_objective(ObjectiveConfig(kind="flow")), FlowMatching)
+    with pytest.raises(ValueError, match="flow"):
+        build_objective(ObjectiveConfig(kind="eps"))

@@ -1,0 +1,75 @@
+import dataclasses
+
+import pytest
+import torch
+
+from t2i.config import get_preset
+from t2i.data import load_fashion_mnist
+from t2i.train import Trainer, lr_factor
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return load_fashion_mnist("train", subset=64)
+
+
+def _with(cfg, **train):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def test_resume_continues_the_same_run(tmp_path, debug_config, tiny_data):
+    cfg = _with(debug_config, steps=6, ckpt_every=3, batch_size=8)
+    straight = Trainer(cfg, tmp_path / "a", data=tiny_data, progress=False)
+    straight.train()
+    interrupted = Trainer(cfg, tmp_path / "b", data=tiny_data, progress=False)
+    for _ in range(3):
+        interrupted.train_step()
+    interrupted.save()  # ... and the process dies here
+    resumed = Trainer(cfg, tmp_path / "b", resume="latest", data=tiny_data, progress=False)
+    assert resumed.step == 3
+    resumed.train()
+    assert resumed.step == 6
+    for (name, a), b in zip(straight.networks.state_dict().items(), resumed.networks.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_overfit_drives_the_loss_down(tmp_path):
+    cfg = _with(get_preset("overfit"), device="cpu")
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    first = sum(trainer.train_step()["loss"] for _ in range(5)) / 5
+    for _ in range(cfg.train.steps - 10):
+        trainer.train_step()
+    last = sum(trainer.train_step()["loss"] for _ in range(5)) / 5
+    assert last < 0.25 * first, (first, last)
+
+
+def test_max_minutes_stops_training(tmp_path, debug_config, tiny_data):
+    cfg = _with(debug_config, steps=10_000, max_minutes=0.02, ckpt_every=0)
+    trainer = Trainer(cfg, tmp_path, data=tiny_data, progress=False)
+    trainer.train()
+    assert 0 < trainer.step < 10_000
+    assert (tmp_path / "checkpoints" / "latest").is_file()
+    assert list((tmp_path / "samples").glob("*.png"))
+    assert list((tmp_path / "tb").iterdir())
+
+
+def test_lr_schedule():
+    tc = get_preset("fmnist").train
+    tc = dataclasses.replace(tc, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(tc, 0, 0.0) == pytest.approx(0.1)
+    assert lr_factor(tc, 10, 0.0) == pytest.approx(1.0)
+    assert lr_factor(tc, 50, 0.5) == pytest.approx(0.55)
+    assert lr_factor(tc, 99, 1.0) == pytest.approx(0.1)
+    assert lr_factor(dataclasses.replace(tc, schedule="constant"), 99, 1.0) == 1.0
+
+
+def test_ema_tracks_the_model(tmp_path, debug_config, tiny_data):
+    trainer = Trainer(debug_config, tmp_path, data=tiny_data, progress=False)
+    trainer.train_step()
+    # after one step the warm-up decay is 2/11: the EMA moved most of the way to the weights
+    w = trainer.networks["dit"].out.weight
+    e = trainer.ema["dit"].out.weight
+    assert torch.count_nonzero(w) > 0
+    torch.testing.assert_close(e, w * (1 - 2 / 11))

@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# One command from a fresh machine to a trained Fashion-MNIST text-to-image model:
-# install t2i, find or fetch the data, train the `fmnist` preset (10 CPU minutes by default),
-# then write a sample grid and a denoising strip to runs/fmnist/samples-final/.
-# Pass extra `t2i train` arguments through, e.g. `./run.sh --max-minutes 3 model.depth=4`.
+# The two commands of the README, set-up included, for a fresh machine:
+#   ./run.sh        install t2i, find or fetch Fashion-MNIST, train the `fmnist` preset (10 CPU
+#                   minutes), then write a sample grid and a denoising strip to
+#                   runs/fmnist/samples-final/. Extra arguments go to `t2i train`, e.g.
+#                   ./run.sh --max-minutes 3 model.depth=4
+#   ./run.sh test   install t2i with its test extra and run the test suite (extra args: pytest's)
 set -euo pipefail
 cd "$(dirname "$0")"
-if ! [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null \
-   && [ "$(id -u)" = 0 ]; then
-  apt-get install -y -qq dataset-fashion-mnist || echo "apt could not install the data; t2i will download it"
+
+setup() {
+  if ! [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
+     && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    # Debian's copy of the dataset; without it t2i downloads from the official mirror.
+    (apt-get install -y -qq dataset-fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }) \
+      || echo "apt could not install dataset-fashion-mnist; t2i will download the data"
+  fi
+  # Pin torch first: left to resolve freely, pip may pull a multi-GB build other than the one wanted.
+  python3 -m pip install -q torch==2.13.0
+  python3 -m pip install -q -e ".$1"
+}
+
+if [ "${1:-}" = test ]; then
+  shift
+  setup "[test]"
+  exec python3 -m pytest -q "$@"
 fi
-python3 -m pip install -q torch==2.13.0  # CPU/GPU wheel; an unpinned torch may pull a mismatched build
-python3 -m pip install -q -e .
+setup ""
 t2i train --preset fmnist --out runs/fmnist "$@"
 t2i sample --checkpoint runs/fmnist --num-per-prompt 8 --strip --out runs/fmnist/samples-final

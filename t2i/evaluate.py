@@ -60,7 +60,7 @@ def predict(model: nn.Module, images: torch.Tensor, batch: int = 500) -> torch.T
     return torch.cat([model(images[i:i + batch]).argmax(1) for i in range(0, len(images), batch)])
 
 
-def train_classifier(out_dir: str | Path, data_dir: Optional[str] = None, epochs: int = 4,
+def train_classifier(out_dir: str | Path, data_dir: Optional[str] = None, epochs: int = 8,
                      seed: int = 0, progress: bool = True) -> float:
     """Train the evaluation classifier deterministically; write weights + test accuracy."""
     from safetensors.torch import save_file

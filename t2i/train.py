@@ -207,8 +207,11 @@ class Trainer:
         writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
         images_per_step = tc.batch_size * tc.grad_accum
         self.networks.train()
-        bar = tqdm(total=tc.steps, initial=self.step, disable=not self.progress, unit="step",
-                   dynamic_ncols=True)
+        # With a time budget the bar counts training seconds, otherwise steps.
+        timed = tc.max_minutes > 0
+        bar = tqdm(total=round(60 * tc.max_minutes) if timed else tc.steps,
+                   initial=round(self.elapsed) if timed else self.step, unit="s" if timed else "step",
+                   disable=not self.progress, dynamic_ncols=True)
         window_start, window_images = time.perf_counter(), 0
         last = time.perf_counter()
         try:
@@ -223,9 +226,9 @@ class Trainer:
                     window_start, window_images = now, 0
                     for k, v in metrics.items():
                         writer.add_scalar(f"train/{k}", v, self.step)
-                    bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{metrics['img_per_s']:.0f}",
-                                    lr=f"{metrics['lr']:.1e}")
-                bar.update(1)
+                    bar.set_postfix(step=self.step, loss=f"{metrics['loss']:.4f}",
+                                    img_s=f"{metrics['img_per_s']:.0f}", lr=f"{metrics['lr']:.1e}")
+                bar.update((min(round(self.elapsed), bar.total) - bar.n) if timed else 1)
                 if tc.sample_every and self.step % tc.sample_every == 0:
                     self.write_samples(writer)
                 if tc.ckpt_every and self.step % tc.ckpt_every == 0:

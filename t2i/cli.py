@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -81,8 +82,18 @@ def cmd_eval(args) -> int:
         raise SystemExit("t2i eval: --checkpoint is required")
     report = class_accuracy(args.checkpoint, n_per_class=args.n_per_class, steps=args.steps,
                             cfg=args.cfg, sampler=args.sampler, seed=args.seed)
-    for key, value in report.items():
-        print(f"{key:>24}: {value}")
+    names = list(report["per_class"])
+    print(f"accuracy {report['accuracy']:.4f} on {report['images']} images ({report['steps']} "
+          f"{report['sampler']} steps, CFG {report['cfg']}, {report['sample_img_per_s']:.1f} img/s); "
+          f"classifier's own test accuracy {report['classifier_test_accuracy']:.4f}")
+    print(f"{'prompt':>12} {'acc':>6}  most confused with")
+    for name, row in zip(names, report["confusion"]):
+        i = names.index(name)
+        others = sorted(((c, names[j]) for j, c in enumerate(row) if j != i and c), reverse=True)
+        print(f"{name:>12} {report['per_class'][name]:6.2f}  " + ", ".join(f"{n} {c}" for c, n in others[:2]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"report: {args.json}")
     return 0
 
 
@@ -139,6 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--cfg", type=float, default=3.0)
     e.add_argument("--sampler", default="euler", choices=["euler", "heun"])
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", help="also write the report as JSON to this file")
     e.add_argument("--out", default="classifier", help="train-classifier: output directory")
     e.add_argument("--data-dir")
     e.set_defaults(fn=cmd_eval)

@@ -167,7 +167,12 @@ def _parse(raw: str, tp, key: str):
 
 def fmnist() -> Config:
     """The default: the best Fashion-MNIST model a 2-core CPU trains in 10 minutes."""
-    return Config(preset="fmnist", train=TrainConfig(max_minutes=10.0))
+    return Config(
+        preset="fmnist",
+        model=ModelConfig(width=192, depth=6, patch_size=4),
+        # Time-bound: the schedule ends with the 10 minutes; steps is only a ceiling.
+        train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=32),
+    )
 
 
 def debug() -> Config:

@@ -115,19 +115,20 @@ def class_accuracy(checkpoint: str | Path, n_per_class: int = 100, steps: int = 
     pipe = Pipeline.from_pretrained(checkpoint)
     classifier, meta = load_classifier()
     names = pipe.networks["text"].class_names
-    correct = []
+    confusion = torch.zeros(len(names), len(names), dtype=torch.long)  # [prompted, predicted]
     start = time.perf_counter()
     for label, name in enumerate(names):
-        hits = 0
         for first in range(0, n_per_class, batch):
             k = min(batch, n_per_class - first)
             images = pipe([name], steps=steps, cfg=cfg, sampler=sampler, seed=seed + first,
                           num_per_prompt=k)
-            hits += (predict(classifier, images * 2 - 1) == label).sum().item()
-        correct.append(hits / n_per_class)
+            confusion[label] += torch.bincount(predict(classifier, images * 2 - 1),
+                                               minlength=len(names))
     seconds = time.perf_counter() - start
+    correct = (confusion.diag() / n_per_class).tolist()
     report = {"accuracy": sum(correct) / len(correct),
               "per_class": {n: c for n, c in zip(names, correct)},
+              "confusion": confusion.tolist(),
               "images": n_per_class * len(names), "steps": steps, "cfg": cfg, "sampler": sampler,
               "sample_img_per_s": n_per_class * len(names) / seconds,
               "classifier_test_accuracy": meta["test_accuracy"]}

@@ -182,7 +182,6 @@ class Trainer:
         images = self.pipeline()(names, num_per_prompt=seeds, seed=0)  # (P*S, C, H, W), by prompt
         c, h, w = images.shape[1:]
         by_seed = images.view(len(names), seeds, c, h, w).transpose(0, 1).reshape(-1, c, h, w)
-        self.networks.train()
         return make_grid(by_seed, ncol=len(names), scale=2)
 
     def write_samples(self, writer) -> Path:
@@ -212,18 +211,23 @@ class Trainer:
         bar = tqdm(total=round(60 * tc.max_minutes) if timed else tc.steps,
                    initial=round(self.elapsed) if timed else self.step, unit="s" if timed else "step",
                    disable=not self.progress, dynamic_ncols=True)
-        window_start, window_images = time.perf_counter(), 0
+        # Logged loss and img/s are averages over the steps since the last log line, counting
+        # training time only.
+        window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
         last = time.perf_counter()
         try:
             while self.step < tc.steps and self.progress_fraction() < 1.0:
                 metrics = self.train_step()
                 now = time.perf_counter()
                 self.elapsed += now - last
-                last = now
+                window_seconds += now - last
                 window_images += images_per_step
+                window_loss += metrics["loss"]
+                window_steps += 1
                 if self.step % tc.log_every == 0 or self.step == 1:
-                    metrics["img_per_s"] = window_images / max(now - window_start, 1e-9)
-                    window_start, window_images = now, 0
+                    metrics["loss"] = window_loss / window_steps
+                    metrics["img_per_s"] = window_images / max(window_seconds, 1e-9)
+                    window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
                     for k, v in metrics.items():
                         writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(step=self.step, loss=f"{metrics['loss']:.4f}",

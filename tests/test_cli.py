@@ -1,3 +1,6 @@
+import json
+
+import pytest
 from PIL import Image
 
 from t2i.cli import main
@@ -24,6 +27,19 @@ def test_train_then_sample_on_debug(tmp_path, capsys):
     main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a bag", "--num-per-prompt", "2",
           "--steps", "3", "--seed", "7", "--out", str(out2)])
     assert (out2 / "000_001.png").read_bytes() == first  # same seed, same image
+
+
+def test_eval_reports_accuracy(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=2"]) == 0
+    report = tmp_path / "report.json"
+    assert main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "3", "--steps", "2",
+                 "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["images"] == 30 and 0 <= data["accuracy"] <= 1
+    assert [sum(row) for row in data["confusion"]] == [3] * 10
+    assert data["accuracy"] == pytest.approx(sum(r[i] for i, r in enumerate(data["confusion"])) / 30)
+    assert "most confused with" in capsys.readouterr().out
 
 
 def test_resume_latest(tmp_path):

@@ -122,3 +122,25 @@ def load_training_state(ckpt: Path) -> tuple[dict, Optional[dict[str, torch.Tens
     ckpt = Path(ckpt)
     tensors = load_file(ckpt / "state.safetensors") if (ckpt / "state.safetensors").is_file() else None
     return json.loads((ckpt / "state.json").read_text()), tensors
+
+
+def pack_training_state(optimizer: torch.optim.Optimizer, order, step: int,
+                        elapsed: float) -> tuple[dict, dict[str, torch.Tensor]]:
+    """What resuming exactly needs besides the weights: optimizer moments, the global torch RNG,
+    the data order (an `EpochSampler`), the step and the training time so far."""
+    opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
+    tensors = {**opt_tensors, "rng.torch": torch.get_rng_state(), "data.perm": order.perm}
+    state = {"step": step, "elapsed": elapsed, "cursor": order.cursor, "optimizer": opt_meta}
+    return state, tensors
+
+
+def restore_training_state(ckpt: Path, optimizer: torch.optim.Optimizer, order) -> tuple[int, float]:
+    """Load what `pack_training_state` saved into `optimizer`, the RNG and `order`; returns
+    (step, elapsed seconds)."""
+    state, tensors = load_training_state(ckpt)
+    if tensors is None:
+        raise ValueError(f"{ckpt} holds no training state (an exported model?); cannot resume")
+    optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
+    torch.set_rng_state(tensors["rng.torch"])
+    order.load(tensors["data.perm"], state["cursor"])
+    return state["step"], state["elapsed"]

@@ -1,4 +1,4 @@
-"""`t2i train | sample | bench | eval`: thin argument parsing over the library."""
+"""`t2i train | sample | prepare | vae | bench | eval`: thin argument parsing over the library."""
 
 from __future__ import annotations
 
@@ -30,6 +30,55 @@ def cmd_train(args) -> int:
     trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
     final = trainer.train()
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint: {final}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from .data import dataset_info, latent_cache_path, open_latent_cache
+    from .vae import load_codec
+
+    cfg = build_config(args)
+    if not cfg.vae.name:
+        raise ValueError(f"preset {cfg.preset!r} trains in pixel space (vae.name is empty): "
+                         "there is nothing to prepare")
+    codec = load_codec(cfg, dataset_info(cfg.data)["shape"])
+    data = open_latent_cache(cfg, codec, rebuild=True, force=args.force, progress=not args.quiet)
+    print(f"latent cache {latent_cache_path(cfg)}: {len(data)} latents of shape "
+          f"{'x'.join(map(str, data.shape))} (VAE {cfg.vae.name}, scale {codec.scale:.5g})")
+    return 0
+
+
+def cmd_vae_train(args) -> int:
+    from .vae import INFO_FILE, VAETrainer
+
+    cfg = build_config(args)
+    out = Path(args.out or f"runs/{cfg.preset}")
+    trainer = VAETrainer(cfg, out, resume=args.resume, progress=not args.quiet)
+    folder = trainer.train()
+    info = json.loads((folder / INFO_FILE).read_text())
+    print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; test PSNR "
+          f"{info['test_psnr_db']:.2f} dB, latent scale {info['scaling_factor']:.4f}; VAE: {folder}")
+    return 0
+
+
+def cmd_vae_figures(args) -> int:
+    import torch
+
+    from .config import Config
+    from .data import load_dataset
+    from .evaluate import vae_figures
+    from .vae import INFO_FILE, load_codec
+
+    cfg = Config().override([f"vae.name={args.vae}"] + args.overrides)
+    if args.data_dir:
+        cfg = cfg.override([f"data.data_dir={args.data_dir}"])
+    data = load_dataset(cfg.data, "test")
+    codec = load_codec(cfg, data.shape)
+    info_file = Path(args.vae) / INFO_FILE
+    psnr = json.loads(info_file.read_text())["test_psnr_db"] if info_file.is_file() else None
+    images = data.batch(torch.arange(args.n))[0]
+    paths = vae_figures(codec, images, args.out, psnr=psnr)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -113,6 +162,46 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="directory with the dataset files (else $T2I_DATA, cache, system)")
     t.set_defaults(fn=cmd_train)
 
+    pr = sub.add_parser("prepare", help="encode the dataset once into a memory-mapped latent cache",
+                        description="Encode the training set through the preset's VAE into "
+                                    "memory-mapped .npy latents with a manifest (data checksum, "
+                                    "VAE, scale, shapes, t2i version). Training reads the cache "
+                                    "(and builds it if missing); a stale cache is rebuilt here.")
+    pr.add_argument("--preset", default="fmnist-latent")
+    pr.add_argument("overrides", nargs="*", metavar="section.field=value")
+    pr.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
+    pr.add_argument("--data-dir")
+    pr.set_defaults(fn=cmd_prepare)
+
+    v = sub.add_parser("vae", help="train our own VAE, or draw figures of one",
+                       description="Our own latent space: `t2i vae train` fits a small KL "
+                                   "autoencoder, `t2i vae figures` draws one.")
+    vsub = v.add_subparsers(dest="what", required=True)
+    vt = vsub.add_parser("train", help="train a small KL autoencoder (diffusers AutoencoderKL)",
+                         description="Train a small KL autoencoder and export it to OUT/vae "
+                                     "(loadable with AutoencoderKL.from_pretrained) with its "
+                                     "latent scale measured from the data and its test PSNR in "
+                                     "t2i_vae.json.")
+    vt.add_argument("--preset", default="fmnist-vae")
+    vt.add_argument("overrides", nargs="*", metavar="section.field=value",
+                    help="e.g. vae.channels=32,64,64 vae.kl_weight=1e-5 train.lr=2e-3")
+    vt.add_argument("--out", help="run directory (default runs/PRESET)")
+    vt.add_argument("--max-minutes", type=float, help="training-time budget")
+    vt.add_argument("--resume", help="'latest' or a checkpoint/run path")
+    vt.add_argument("--data-dir")
+    vt.set_defaults(fn=cmd_vae_train)
+    vf = vsub.add_parser("figures", help="reconstruction, latent channels and latent noising",
+                         description="Write reconstruction.png (with PSNR), latents.png and "
+                                     "latent_noising.png for a VAE and a few test images.")
+    vf.add_argument("overrides", nargs="*", metavar="section.field=value",
+                    help="e.g. vae.resolution=64 vae.scale=0.18215 for SD's VAE")
+    vf.add_argument("--vae", default="runs/fmnist-vae/vae",
+                    help="AutoencoderKL folder or hub id (default runs/fmnist-vae/vae)")
+    vf.add_argument("--n", type=int, default=8, help="test images shown")
+    vf.add_argument("--out", default="figures", help="output directory (default figures/)")
+    vf.add_argument("--data-dir")
+    vf.set_defaults(fn=cmd_vae_figures)
+
     s = sub.add_parser("sample", help="generate images from a checkpoint")
     s.add_argument("--checkpoint", required=True, help="checkpoint directory or run directory")
     s.add_argument("--prompt", action="append", help="a prompt (repeatable); default: every class name")
@@ -158,12 +247,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError, DataError) as e:
         print(f"t2i {args.command}: error: {e}", file=sys.stderr)
         return 2
 

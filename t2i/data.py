@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import re
+import shutil
 import struct
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,3 +250,156 @@ def dataset_info(cfg) -> dict:
                 "synonyms": FASHION_MNIST_SYNONYMS}
     raise ValueError(f"unknown dataset {cfg.dataset!r}; one of ['fashion-mnist']")
 
+
+
+class EpochSampler:
+    """Indices in a fresh random permutation each epoch. Its state (permutation and cursor) is
+    checkpointed, so a resumed run sees the data in the same order as an uninterrupted one."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.perm, self.cursor = torch.randperm(n), 0
+
+    def load(self, perm: torch.Tensor, cursor: int) -> None:
+        self.perm, self.cursor = perm, cursor
+
+    def next(self, k: int) -> torch.Tensor:
+        out = []
+        while k > 0:
+            if self.cursor >= len(self.perm):
+                self.perm, self.cursor = torch.randperm(self.n), 0
+            take = self.perm[self.cursor:self.cursor + k]
+            self.cursor += len(take)
+            k -= len(take)
+            out.append(take)
+        return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------- latent caches
+#
+# A latent cache is a directory holding latents.npy (float32 [N, c, h, w]), labels.npy and
+# manifest.json. Training memory-maps the arrays, so a dataset larger than RAM trains the same
+# way. The manifest records everything the latents depend on — the data (its checksum), the VAE
+# (name, weights checksum, scale, resolution) and the t2i version — and a cache whose manifest
+# differs from what a run expects is refused, never silently used. A cache is built in a
+# temporary directory and renamed into place once complete, so an interrupted `t2i prepare`
+# leaves nothing that looks like a cache.
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class LatentDataset:
+    """Memory-mapped latents with labels; `batch` reads only the rows asked for."""
+
+    latents: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    synonyms: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.latents.shape[1:])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = idx.numpy()
+        return torch.from_numpy(np.ascontiguousarray(self.latents[rows])), torch.from_numpy(self.labels[rows])
+
+
+def _sha256_tensors(tensors) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+    return h.hexdigest()
+
+
+def cache_manifest(config, codec, data: ImageDataset) -> dict:
+    """What a latent cache of `data` through `codec` must record to be reused safely."""
+    from . import __version__
+
+    return {"format": CACHE_FORMAT, "t2i_version": __version__,
+            "dataset": config.data.dataset, "split": "train", "subset": config.data.subset,
+            "count": len(data), "data_sha256": _sha256_tensors([data.images, data.labels]),
+            "vae": codec.name, "vae_sha256": _sha256_tensors(codec.vae.state_dict().values()),
+            "scale": codec.scale, "resolution": codec.resolution,
+            "latent_shape": list(codec.latent_shape), "dtype": "float32",
+            "text": None}  # class-label encoders have nothing to cache
+
+
+def latent_cache_path(config) -> Path:
+    """Where the cache of a config lives: `data.cache_dir`, else a folder of the user cache
+    named by the dataset and the VAE settings (so different VAEs never share a folder)."""
+    if config.data.cache_dir:
+        return Path(config.data.cache_dir)
+    key = json.dumps([config.data.dataset, config.data.subset, config.vae.name, config.vae.scale,
+                      config.vae.resolution])
+    return cache_dir() / "latents" / f"{config.data.dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _differences(found: dict, expected: dict) -> list[str]:
+    return [f"{k}: cache has {found.get(k)!r}, this run needs {expected[k]!r}"
+            for k in expected if found.get(k) != expected[k]]
+
+
+def build_latent_cache(path: Path, manifest: dict, codec, data: ImageDataset, batch: int = 500,
+                       progress: bool = True) -> Path:
+    """Encode `data` through `codec` into a new cache at `path` (replacing any old one)."""
+    from tqdm.auto import tqdm
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part-"))
+    try:
+        latents = np.lib.format.open_memmap(tmp / "latents.npy", mode="w+", dtype=np.float32,
+                                            shape=(len(data), *codec.latent_shape))
+        for i in tqdm(range(0, len(data), batch), desc="encoding latents", unit="batch",
+                      disable=not progress):
+            idx = torch.arange(i, min(i + batch, len(data)))
+            latents[i:i + len(idx)] = codec.encode(data.batch(idx)[0]).cpu().numpy()
+        latents.flush()
+        del latents
+        np.save(tmp / "labels.npy", data.labels.numpy())
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+            os.replace(path, old / "cache")
+            shutil.rmtree(old)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def open_latent_cache(config, codec, data: Optional[ImageDataset] = None, rebuild: bool = False,
+                      force: bool = False, progress: bool = True) -> LatentDataset:
+    """The latent dataset of `config`, memory-mapped. A missing cache is built; a cache that
+    does not match its config or data is rebuilt if `rebuild`, else refused with the reason;
+    `force` rebuilds in any case."""
+    data = data if data is not None else load_dataset(config.data, "train")
+    path = latent_cache_path(config)
+    expected = cache_manifest(config, codec, data)
+    manifest_file = path / "manifest.json"
+    stale = True
+    if manifest_file.is_file():
+        diffs = _differences(json.loads(manifest_file.read_text()), expected)
+        if diffs and not rebuild:
+            raise DataError(f"latent cache {path} does not match this run (" + "; ".join(diffs) +
+                            f"); rebuild it with `t2i prepare --preset {config.preset}` "
+                            "(or delete the folder)")
+        if diffs:
+            log.info("latent cache %s is stale (%s); rebuilding", path, "; ".join(diffs))
+        stale = bool(diffs) or force
+    elif path.exists() and any(path.iterdir()):
+        raise DataError(f"{path} exists but is not a latent cache (no manifest.json); "
+                        "delete it or set data.cache_dir elsewhere")
+    if stale:
+        log.info("encoding %d images into the latent cache %s", len(data), path)
+        start = time.perf_counter()
+        build_latent_cache(path, expected, codec, data, progress=progress)
+        log.info("latent cache built in %.1f s", time.perf_counter() - start)
+    return LatentDataset(np.load(path / "latents.npy", mmap_mode="r"),
+                         np.load(path / "labels.npy", mmap_mode="r"),
+                         data.class_names, data.synonyms)

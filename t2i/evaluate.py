@@ -144,7 +144,7 @@ def denoising_strip(pipe: Pipeline, prompts: list[str], steps: Optional[int] = N
 
     def collect(i, t, x, x1):
         if i in keep:
-            frames.append(((x1.float().cpu() + 1) / 2).clamp(0, 1))
+            frames.append(pipe.decode(x1))
     final = pipe(prompts, steps=steps, callback=collect, **kwargs)
     frames.append(final)
     strip = torch.stack(frames, dim=1)  # (P, frames, C, H, W)
@@ -178,7 +178,7 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     train_ips = images / train_s
 
     def one_micro_batch():
-        x, labels = trainer.data.batch(trainer.next_indices(tc.batch_size))
+        x, labels = trainer.data.batch(trainer.order.next(tc.batch_size))
         trainer.loss_on(x.to(trainer.device), labels.to(trainer.device)).backward()
     train_flops = count_flops(one_micro_batch) / tc.batch_size
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -209,3 +209,48 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
         "sample_GFLOP_per_img": sample_flops / 1e9,
         "sample_MFU": sample_ips * sample_flops / peak,
     }
+
+
+# ----------------------------------------------------------------------------- VAE figures
+
+def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[float] = None,
+                levels: int = 6, seed: int = 0) -> dict[str, Path]:
+    """Three PNGs for a latent codec and a few images in [-1, 1]:
+    reconstruction.png  originals (top) and their reconstructions (bottom), PSNR in the title;
+    latents.png         one row per image: the image, then each latent channel (min-max scaled);
+    latent_noising.png  one row per image: its latent at t = 1 (clean) down to t = 0 (noise),
+                        each decoded — what the DiT sees along the way, as images."""
+    from .images import with_title
+    from .objectives import interpolate
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    latents = codec.encode(images).cpu()
+    recon = codec.decode(latents).cpu()
+    mse = ((recon - images) / 2).pow(2).mean().item()
+    title = f"top: original, bottom: reconstruction; PSNR {10 * torch.log10(torch.tensor(1 / mse)):.1f} dB here"
+    if psnr is not None:
+        title += f", {psnr:.1f} dB on the test set"
+    paths = {"reconstruction": out / "reconstruction.png", "latents": out / "latents.png",
+             "latent_noising": out / "latent_noising.png"}
+    with_title(make_grid((torch.cat([images, recon]) + 1) / 2, ncol=len(images), scale=3),
+               title).save(paths["reconstruction"])
+
+    c, h, w = images.shape[1:]
+    lo = latents.amin(dim=(2, 3), keepdim=True)
+    hi = latents.amax(dim=(2, 3), keepdim=True)
+    channels = ((latents - lo) / (hi - lo + 1e-8)).flatten(0, 1)[:, None]  # (B * c_lat, 1, h', w')
+    channels = F.interpolate(channels, size=(h, w), mode="nearest").expand(-1, c, -1, -1)
+    rows = torch.cat([(images[:, None] + 1) / 2, channels.view(len(images), -1, c, h, w)], dim=1)
+    with_title(make_grid(rows.flatten(0, 1), ncol=rows.shape[1], scale=3),
+               f"image, then its {latents.shape[1]} latent channels "
+               f"({latents.shape[2]}x{latents.shape[3]})").save(paths["latents"])
+
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+    ts = torch.linspace(1, 0, levels)
+    noised = torch.stack([interpolate(latents, noise, t.expand(len(latents))) for t in ts], dim=1)
+    decoded = codec.decode(noised.flatten(0, 1)).cpu()
+    with_title(make_grid((decoded + 1) / 2, ncol=levels, scale=3),
+               "latent at t = " + ", ".join(f"{t:.1f}" for t in ts.tolist()) + ", decoded"
+               ).save(paths["latent_noising"])
+    return paths

@@ -44,3 +44,14 @@ def save_images(images: torch.Tensor, out_dir: Path, num_per_prompt: int) -> lis
         to_pil(img).save(path)
         paths.append(path)
     return paths
+
+
+def with_title(image: Image.Image, title: str) -> Image.Image:
+    """`image` below a white band holding `title` in Pillow's default font."""
+    from PIL import ImageDraw
+
+    band = 16
+    out = Image.new(image.mode, (image.width, image.height + band), "white")
+    out.paste(image, (0, band))
+    ImageDraw.Draw(out).text((4, 2), title, fill="black")
+    return out

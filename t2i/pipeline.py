@@ -1,7 +1,8 @@
 """The public inference API: `Pipeline.from_pretrained(dir)(prompts, steps, cfg, seed)`.
 
 A pipeline holds the networks (DiT + text encoder), the objective that says how to read the
-DiT's prediction as a velocity, and the sampling defaults of the config it was trained with.
+DiT's prediction as a velocity, the codec between the DiT's space and images (pixels, or a
+VAE's latents) and the sampling defaults of the config it was trained with.
 """
 
 from __future__ import annotations
@@ -20,22 +21,26 @@ from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
 from .samplers import Callback, cfg as guide, get_sampler
 from .text import build_text_encoder
+from .vae import load_codec
 
 
-def build_networks(config: Config) -> nn.ModuleDict:
-    """The trainable networks of a config: `dit` and `text` (the text encoder's trainable
-    parts, if any, are trained and averaged with the DiT)."""
+def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict:
+    """The trainable networks of a config whose DiT works on tensors of `shape` (the codec's
+    latent shape): `dit` and `text` (the text encoder's trainable parts, if any, are trained
+    and averaged with the DiT)."""
     info = dataset_info(config.data)
     text = build_text_encoder(config.text, info["class_names"], info["synonyms"])
-    return nn.ModuleDict({"dit": DiT(config.model, info["shape"], text.dim), "text": text})
+    return nn.ModuleDict({"dit": DiT(config.model, shape, text.dim), "text": text})
 
 
 class Pipeline:
     def __init__(self, config: Config, networks: nn.ModuleDict, device: torch.device | str = "cpu",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", codec=None):
         self.config = config
         self.device = torch.device(device)
         self.networks = networks.to(self.device).eval()
+        self.codec = codec or load_codec(config, dataset_info(config.data)["shape"])
+        self.codec.to(self.device)
         self.objective = build_objective(config.objective)
         self.dtype = resolve_precision(precision, self.device)
 
@@ -46,13 +51,15 @@ class Pipeline:
         picks the EMA (default, what the reference designs sample from) or the raw model."""
         ckpt = resolve_checkpoint(path)
         config = load_config(ckpt)
-        networks = build_networks(config)
+        codec = load_codec(config, dataset_info(config.data)["shape"])
+        networks = build_networks(config, codec.latent_shape)
         networks.load_state_dict(load_weights(ckpt, weights))
-        return cls(config, networks, resolve_device(device), precision)
+        return cls(config, networks, resolve_device(device), precision, codec)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.networks["dit"].image_shape
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from states of the DiT's space (for progressive views: the
+        sampler callback's `x1` decodes to the image predicted so far)."""
+        return ((self.codec.decode(x).float().cpu() + 1) / 2).clamp(0, 1)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
@@ -63,7 +70,7 @@ class Pipeline:
     def noise(self, n: int, seed: int) -> torch.Tensor:
         """Starting noise for samples 0..n-1: sample k comes from seed + k, so an image does not
         change when other prompts or more samples are asked for in the same call."""
-        shape = self.image_shape
+        shape = self.codec.latent_shape
         return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + k))
                             for k in range(n)])
 
@@ -73,7 +80,8 @@ class Pipeline:
                  callback: Optional[Callback] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
         prompt. Defaults for steps, cfg and sampler come from the checkpoint's config. The
-        callback sees the states in model space ([-1, 1])."""
+        callback sees the states in the DiT's space (pixels in [-1, 1], or latents): pass them
+        to `decode` to see them as images."""
         if isinstance(prompts, str):
             prompts = [prompts]
         s = self.config.sample
@@ -89,4 +97,4 @@ class Pipeline:
         null = tuple(v.to(self.device) for v in text.null(len(tokens)))
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
         x = solve(guide(self.velocity, (tokens, mask), null, scale), x, steps, callback)
-        return ((x.float().cpu() + 1) / 2).clamp(0, 1)
+        return self.decode(x)

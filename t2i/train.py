@@ -18,15 +18,16 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .checkpoint import (flatten_optimizer, load_config, load_training_state, load_weights,
-                         resolve_checkpoint, save_checkpoint, unflatten_optimizer)
+from .checkpoint import (load_config, load_weights, pack_training_state, resolve_checkpoint,
+                         restore_training_state, save_checkpoint)
 from .config import Config
-from .data import ImageDataset, load_dataset
+from .data import EpochSampler, ImageDataset, dataset_info, load_dataset, open_latent_cache
 from .images import make_grid
 from .objectives import build_objective, interpolate
 from .pipeline import Pipeline, build_networks
 from .runtime import autocast, resolve_device, resolve_precision
 from .text import drop_condition
+from .vae import load_codec
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ def lr_factor(cfg, step: int, progress: float) -> float:
         cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
     raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine']")
+
+
+def _with_absolute_vae_path(config: Config) -> Config:
+    """A local VAE folder is recorded as an absolute path, so the checkpoint samples from any
+    working directory (hub ids stay as they are)."""
+    local = Path(config.vae.name).expanduser()
+    if config.vae.name and local.exists():
+        return config.override([f"vae.name={local.resolve()}"])
+    return config
 
 
 @torch.no_grad()
@@ -63,18 +73,25 @@ class Trainer:
         if resume:
             ckpt = resolve_checkpoint(self.out_dir if resume == "latest" else resume)
             saved = load_config(ckpt)
-            if saved.model != config.model or saved.text != config.text or saved.data != config.data:
-                log.warning("resuming %s: model/text/data come from the checkpoint's config", ckpt)
+            if (saved.model, saved.text, saved.data, saved.vae) != (config.model, config.text,
+                                                                      config.data, config.vae):
+                log.warning("resuming %s: model/text/data/vae come from the checkpoint's config", ckpt)
                 config = Config(preset=config.preset, model=saved.model, text=saved.text,
-                                data=saved.data, objective=config.objective, train=config.train,
-                                sample=config.sample)
+                                data=saved.data, vae=saved.vae, objective=config.objective,
+                                train=config.train, sample=config.sample)
+        config = _with_absolute_vae_path(config)
         self.config = config
         tc = config.train
         torch.manual_seed(tc.seed)
         self.device = resolve_device(tc.device)
         self.dtype = resolve_precision(tc.precision, self.device)
+        # Pixel space trains on the images; latent space on the memory-mapped latent cache,
+        # built on first use (`t2i prepare` builds it ahead of time).
+        self.codec = load_codec(config, dataset_info(config.data)["shape"], self.device)
+        if data is None and config.vae.name:
+            data = open_latent_cache(config, self.codec, progress=progress)
         self.data = data if data is not None else load_dataset(config.data, "train")
-        self.networks = build_networks(config).to(self.device)
+        self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
         self.optimizer = torch.optim.AdamW(self.networks.parameters(), lr=tc.lr,
@@ -83,7 +100,7 @@ class Trainer:
         self.dit = torch.compile(self.networks["dit"]) if tc.compile else self.networks["dit"]
         self.step, self.elapsed = 0, 0.0
         self.saved_step, self.last_checkpoint = -1, None
-        self.perm, self.cursor = torch.randperm(len(self.data)), 0
+        self.order = EpochSampler(len(self.data))
         if ckpt is not None:
             self._load(ckpt)
         n = self.networks["dit"].num_params()
@@ -92,15 +109,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
-    def _state(self) -> tuple[dict, dict]:
-        opt_tensors, opt_meta = flatten_optimizer(self.optimizer.state_dict())
-        tensors = {**opt_tensors, "rng.torch": torch.get_rng_state(), "data.perm": self.perm}
-        state = {"step": self.step, "elapsed": self.elapsed, "cursor": self.cursor,
-                 "optimizer": opt_meta}
-        return state, tensors
-
     def save(self) -> Path:
-        state, tensors = self._state()
+        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
         path = save_checkpoint(self.out_dir, self.step, self.config, self.networks.state_dict(),
                                self.ema.state_dict(), tensors, state, self.config.train.keep_last)
         self.saved_step, self.last_checkpoint = self.step, path
@@ -110,28 +120,10 @@ class Trainer:
     def _load(self, ckpt: Path) -> None:
         self.networks.load_state_dict(load_weights(ckpt, "model"))
         self.ema.load_state_dict(load_weights(ckpt, "ema"))
-        state, tensors = load_training_state(ckpt)
-        if tensors is None:
-            raise ValueError(f"{ckpt} holds no training state (an exported model?); cannot resume")
-        self.optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
-        torch.set_rng_state(tensors["rng.torch"])
-        self.perm, self.cursor = tensors["data.perm"], state["cursor"]
-        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.step, self.elapsed = restore_training_state(ckpt, self.optimizer, self.order)
         log.info("resumed from %s at step %d", ckpt, self.step)
 
     # ------------------------------------------------------------------ loop
-
-    def next_indices(self, n: int) -> torch.Tensor:
-        """The next n indices of the epoch permutation, reshuffling at each epoch's end."""
-        out = []
-        while n > 0:
-            if self.cursor >= len(self.perm):
-                self.perm, self.cursor = torch.randperm(len(self.data)), 0
-            take = self.perm[self.cursor:self.cursor + n]
-            self.cursor += len(take)
-            n -= len(take)
-            out.append(take)
-        return torch.cat(out)
 
     def loss_on(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The objective's loss on one micro-batch, with per-sample condition dropout."""
@@ -151,7 +143,7 @@ class Trainer:
             group["lr"] = tc.lr * lr_factor(tc, self.step, self.progress_fraction())
         total = 0.0
         for _ in range(tc.grad_accum):
-            x, labels = self.data.batch(self.next_indices(tc.batch_size))
+            x, labels = self.data.batch(self.order.next(tc.batch_size))
             loss = self.loss_on(x.to(self.device), labels.to(self.device)) / tc.grad_accum
             self.scaler.scale(loss).backward()
             total += loss.item()
@@ -174,7 +166,7 @@ class Trainer:
         return p
 
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.config, self.ema, self.device, self.config.train.precision)
+        return Pipeline(self.config, self.ema, self.device, self.config.train.precision, self.codec)
 
     def sample_grid(self, seeds: int = 2):
         """One column per class, one row per seed, from the EMA weights."""

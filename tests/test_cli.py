@@ -55,3 +55,24 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "unknown field model.depht" in capsys.readouterr().err
     assert main(["-q", "sample", "--checkpoint", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_prepare_builds_the_latent_cache_and_refuses_pixel_presets(tmp_path, tiny_vae_dir, capsys):
+    cache = tmp_path / "cache"
+    args = ["-q", "prepare", "--preset", "debug", f"vae.name={tiny_vae_dir}", "model.patch_size=2",
+            f"data.cache_dir={cache}"]
+    assert main(args) == 0
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["count"] == 512 and manifest["latent_shape"] == [4, 8, 8]
+    assert "512 latents of shape 4x8x8" in capsys.readouterr().out
+    assert main(["-q", "prepare", "--preset", "debug"]) == 2
+    assert "pixel space" in capsys.readouterr().err
+
+
+def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir):
+    out = tmp_path / "figures"
+    assert main(["-q", "vae", "figures", "--vae", str(tiny_vae_dir), "vae.resolution=16",
+                 "--n", "3", "--out", str(out)]) == 0
+    for name in ("reconstruction", "latents", "latent_noising"):
+        img = Image.open(out / f"{name}.png")
+        img.verify()

@@ -9,7 +9,7 @@ from t2i.pipeline import build_networks
 def pipe():
     from t2i.config import get_preset
     cfg = get_preset("debug")
-    networks = build_networks(cfg)
+    networks = build_networks(cfg, (1, 28, 28))
     torch.manual_seed(1)
     with torch.no_grad():
         for p in networks.parameters():

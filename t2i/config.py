@@ -12,6 +12,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 
@@ -56,6 +57,12 @@ class VAEConfig:
     latent_channels: int = 4
     kl_weight: float = 1e-4  # KL (mean per latent element) against MSE (mean per pixel): more KL
     #                          gives a smoother latent space, less gives sharper reconstructions
+
+    def resolved_name(self) -> str:
+        """`name` as an absolute path if it is a local folder (so a checkpoint or cache made
+        from one working directory is valid from any other), else the hub id unchanged."""
+        local = Path(self.name).expanduser()
+        return str(local.resolve()) if self.name and local.exists() else self.name
 
 
 @dataclass(frozen=True)

@@ -288,25 +288,13 @@ class EpochSampler:
 CACHE_FORMAT = 1
 
 
-@dataclass
-class LatentDataset:
-    """Memory-mapped latents with labels; `batch` reads only the rows asked for."""
-
-    latents: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    synonyms: list[list[str]]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.latents.shape[1:])
+class LatentDataset(ImageDataset):
+    """Memory-mapped latents (`images`: float32 [N, c, h, w], already scaled) with their labels;
+    `batch` reads only the rows asked for."""
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = idx.numpy()
-        return torch.from_numpy(np.ascontiguousarray(self.latents[rows])), torch.from_numpy(self.labels[rows])
+        return torch.from_numpy(np.ascontiguousarray(self.images[rows])), torch.from_numpy(self.labels[rows])
 
 
 def _sha256_tensors(tensors) -> str:
@@ -334,9 +322,11 @@ def latent_cache_path(config) -> Path:
     named by the dataset and the VAE settings (so different VAEs never share a folder)."""
     if config.data.cache_dir:
         return Path(config.data.cache_dir)
-    key = json.dumps([config.data.dataset, config.data.subset, config.vae.name, config.vae.scale,
-                      config.vae.resolution])
-    return cache_dir() / "latents" / f"{config.data.dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    vc = config.vae
+    key = json.dumps([config.data.dataset, config.data.subset, vc.resolved_name(), vc.scale,
+                      vc.resolution])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_dir() / "latents" / f"{config.data.dataset}-{digest}"
 
 
 def _differences(found: dict, expected: dict) -> list[str]:

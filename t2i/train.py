@@ -45,15 +45,6 @@ def lr_factor(cfg, step: int, progress: float) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine']")
 
 
-def _with_absolute_vae_path(config: Config) -> Config:
-    """A local VAE folder is recorded as an absolute path, so the checkpoint samples from any
-    working directory (hub ids stay as they are)."""
-    local = Path(config.vae.name).expanduser()
-    if config.vae.name and local.exists():
-        return config.override([f"vae.name={local.resolve()}"])
-    return config
-
-
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     ema_p = [p for p in ema.parameters()]
@@ -79,7 +70,8 @@ class Trainer:
                 config = Config(preset=config.preset, model=saved.model, text=saved.text,
                                 data=saved.data, vae=saved.vae, objective=config.objective,
                                 train=config.train, sample=config.sample)
-        config = _with_absolute_vae_path(config)
+        # A local VAE folder is recorded as an absolute path: the checkpoint samples from anywhere.
+        config = config.override([f"vae.name={config.vae.resolved_name()}"])
         self.config = config
         tc = config.train
         torch.manual_seed(tc.seed)

@@ -117,13 +117,14 @@ def load_autoencoder(name: str):
     AutoencoderKL = _autoencoder_class()
     local = Path(name).expanduser()
     if local.exists():
-        return AutoencoderKL.from_pretrained(str(local))
+        # low_cpu_mem_usage=True would need `accelerate`; these VAEs are small enough without.
+        return AutoencoderKL.from_pretrained(str(local), low_cpu_mem_usage=False)
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise FileNotFoundError(
             f"VAE {name!r} not found: train one with `t2i vae train --preset fmnist-vae` or set "
             "vae.name to an AutoencoderKL folder or hub id (e.g. stabilityai/sd-vae-ft-mse)")
     try:
-        return AutoencoderKL.from_pretrained(name)
+        return AutoencoderKL.from_pretrained(name, low_cpu_mem_usage=False)
     except OSError as e:
         raise FileNotFoundError(f"could not load VAE {name!r} from the hub or its local cache "
                                 f"({str(e).splitlines()[0]}); download it where the hub is "
@@ -138,7 +139,7 @@ def load_codec(config: Config, image_shape: tuple[int, int, int], device="cpu"):
     vae = load_autoencoder(vc.name).requires_grad_(False).eval()
     scale = vc.scale or vae.config.scaling_factor
     resolution = vc.resolution or vae.config.sample_size
-    return AutoencoderCodec(vae, scale, image_shape, resolution, vc.name).to(device)
+    return AutoencoderCodec(vae, scale, image_shape, resolution, vc.resolved_name()).to(device)
 
 
 def reconstruction_psnr(codec, images: torch.Tensor, batch: int = 500) -> float:

@@ -139,7 +139,7 @@ def _codec(config):
 def test_memmap_latents_match_encoding_in_memory(latent_config):
     codec, data = _codec(latent_config), load_fashion_mnist("train", subset=512)
     cached = open_latent_cache(latent_config, codec, progress=False)
-    assert isinstance(cached.latents, np.memmap) and len(cached) == 512
+    assert isinstance(cached.images, np.memmap) and len(cached) == 512
     assert isinstance(cached, LatentDataset)
     idx = torch.tensor([5, 0, 511, 17])
     latents, labels = cached.batch(idx)

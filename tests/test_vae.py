@@ -1,4 +1,8 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -85,3 +89,22 @@ def test_debug_latent_run_trains_and_samples_end_to_end(tmp_path, latent_config)
     assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
     assert len(seen) == 3 and seen[0].shape == (2, 1, 28, 28)
     torch.testing.assert_close(pipe(["a bag"], steps=3, seed=0, sampler="heun"), images[:1])
+
+
+def test_hub_id_loads_from_the_hub_cache_offline(tmp_path, tiny_vae_dir):
+    """A hub id resolves through huggingface_hub's cache layout, as a downloaded VAE would;
+    offline and uncached, it is a clear error rather than a hang or a traceback."""
+    snapshot = tmp_path / "hub" / "models--someone--tiny-vae" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_vae_dir, snapshot)
+    (tmp_path / "hub" / "models--someone--tiny-vae" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--tiny-vae" / "refs" / "main").write_text("0" * 40)
+    script = ("from t2i.vae import load_autoencoder\n"
+              "print(load_autoencoder('someone/tiny-vae').config.latent_channels)\n"
+              "try:\n    load_autoencoder('someone/absent-vae')\n"
+              "except FileNotFoundError as e:\n    print('error:', e)\n")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "4" and "could not load VAE 'someone/absent-vae'" in lines[1]

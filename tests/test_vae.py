@@ -78,8 +78,10 @@ def test_vae_trainer_improves_reconstruction_exports_and_resumes(tmp_path, image
     assert resumed.step == 45
 
 
-def test_debug_latent_run_trains_and_samples_end_to_end(tmp_path, latent_config):
-    trainer = Trainer(latent_config, tmp_path / "run", progress=False)
+@pytest.mark.parametrize("objective", ["flow", "x0"])
+def test_debug_latent_run_trains_and_samples_end_to_end(tmp_path, latent_config, objective):
+    config = latent_config.override([f"objective.kind={objective}"])
+    trainer = Trainer(config, tmp_path / "run", progress=False)
     assert trainer.data.shape == (4, 8, 8)
     trainer.train()
     pipe = Pipeline.from_pretrained(tmp_path / "run")

@@ -1,4 +1,5 @@
-"""`t2i train | sample | prepare | vae | bench | eval`: thin argument parsing over the library."""
+"""`t2i train | sample | prepare | vae | figures | bench | eval`: thin argument parsing over the
+library."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def cmd_vae_figures(args) -> int:
 
     from .config import Config
     from .data import load_dataset
-    from .evaluate import vae_figures
+    from .figures import vae_figures
     from .vae import INFO_FILE, load_codec
 
     cfg = Config().override([f"vae.name={args.vae}"] + args.overrides)
@@ -82,6 +83,41 @@ def cmd_vae_figures(args) -> int:
     return 0
 
 
+FIGURES = ["denoising", "seeds", "progression", "noise", "curves"]
+
+
+def cmd_figures(args) -> int:
+    from . import figures
+    from .checkpoint import load_config, resolve_checkpoint
+    from .pipeline import Pipeline
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = resolve_checkpoint(args.run)
+    run_dir = ckpt.parent.parent
+    kwargs = dict(steps=args.steps, cfg=args.cfg)
+    pipe = Pipeline.from_pretrained(ckpt) if {"denoising", "seeds"} & set(args.only) else None
+    written = []
+    for name in args.only:
+        if name == "denoising":
+            path = out / "denoising.png"
+            figures.denoising_strip(pipe, pipe.networks["text"].class_names, seed=args.seed,
+                                    **kwargs).save(path)
+        elif name == "seeds":
+            path = figures.seeds_gif(pipe, out / "seeds.gif", seeds=args.seeds, **kwargs)
+        elif name == "progression":
+            path = out / "progression.png"
+            figures.progression_grid(run_dir).save(path)
+        elif name == "noise":
+            path = out / "noise_levels.png"
+            figures.noise_levels(load_config(ckpt)).save(path)
+        else:
+            path = figures.training_curves(run_dir, out / "curves.png")
+        written.append(str(path))
+    print("wrote " + ", ".join(written))
+    return 0
+
+
 def read_prompts(args) -> list[str]:
     prompts = list(args.prompt or [])
     if args.prompts_file:
@@ -91,7 +127,7 @@ def read_prompts(args) -> list[str]:
 
 
 def cmd_sample(args) -> int:
-    from .evaluate import denoising_strip
+    from .figures import denoising_strip
     from .images import make_grid, save_images
     from .pipeline import Pipeline
 
@@ -120,29 +156,56 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from .evaluate import class_accuracy, train_classifier
-
-    if args.what == "train-classifier":
-        acc = train_classifier(args.out, data_dir=args.data_dir, progress=not args.quiet)
-        print(f"classifier test accuracy {acc:.4f}; weights in {args.out}")
-        return 0
-    if not args.checkpoint:
-        raise SystemExit("t2i eval: --checkpoint is required")
-    report = class_accuracy(args.checkpoint, n_per_class=args.n_per_class, steps=args.steps,
-                            cfg=args.cfg, sampler=args.sampler, seed=args.seed)
+def print_report(report: dict) -> None:
+    p, floor = report["protocol"], report["real_floor"]
+    print(f"{p['images']} images ({p['steps']} {p['sampler']} steps, CFG {p['cfg']}, "
+          f"{report['sample_img_per_s']:.1f} img/s) against {p['reference']}")
+    print(f"{'':>12} {'generated':>10} {'real floor':>10}")
+    for key in ("accuracy", "fd", "precision", "recall"):
+        print(f"{key:>12} {report[key]:10.4f} {floor[key]:10.4f}")
+    print(f"Inception FID: {report['inception_fid'] if report['inception_fid'] is not None else report['inception_note']}")
     names = list(report["per_class"])
-    print(f"accuracy {report['accuracy']:.4f} on {report['images']} images ({report['steps']} "
-          f"{report['sampler']} steps, CFG {report['cfg']}, {report['sample_img_per_s']:.1f} img/s); "
-          f"classifier's own test accuracy {report['classifier_test_accuracy']:.4f}")
     print(f"{'prompt':>12} {'acc':>6}  most confused with")
     for name, row in zip(names, report["confusion"]):
         i = names.index(name)
         others = sorted(((c, names[j]) for j, c in enumerate(row) if j != i and c), reverse=True)
         print(f"{name:>12} {report['per_class'][name]:6.2f}  " + ", ".join(f"{n} {c}" for c, n in others[:2]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-        print(f"report: {args.json}")
+
+
+def cmd_eval(args) -> int:
+    from . import evaluate
+
+    if args.what == "train-classifier":
+        out = args.out or "classifier"
+        acc = evaluate.train_classifier(out, data_dir=args.data_dir, progress=not args.quiet)
+        print(f"classifier test accuracy {acc:.4f}; weights in {out}")
+        return 0
+    if args.what == "readme":
+        if not args.reports:
+            raise ValueError("t2i eval readme: give the reports with --reports FILE [FILE ...]")
+        evaluate.update_readme(args.readme, [Path(r) for r in args.reports])
+        print(f"updated the results table in {args.readme} from {len(args.reports)} reports")
+        return 0
+    if not args.checkpoint:
+        raise ValueError("--checkpoint is required")
+    if args.what == "sweep":
+        out = Path(args.out or Path(args.checkpoint) / "sweep")
+        rows = evaluate.sweep(args.checkpoint, out, n_per_class=args.n_per_class,
+                              steps_list=[int(v) for v in args.steps_list.split(",")],
+                              samplers=args.samplers.split(","),
+                              cfg_list=[float(v) for v in args.cfg_list.split(",")],
+                              default_steps=args.steps, default_cfg=args.cfg, seed=args.seed,
+                              progress=not args.quiet, reference_images=args.reference_images)
+        print(f"{len(rows)} settings; wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+        return 0
+    report = evaluate.evaluate_checkpoint(args.checkpoint, n_per_class=args.n_per_class,
+                                          steps=args.steps, cfg=args.cfg, sampler=args.sampler,
+                                          seed=args.seed, inception=args.inception,
+                                          reference_images=args.reference_images)
+    print_report(report)
+    path = Path(args.json) if args.json else evaluate.default_report_path(report)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"report: {path}")
     return 0
 
 
@@ -216,6 +279,21 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     s.set_defaults(fn=cmd_sample)
 
+    f = sub.add_parser("figures", help="figures of a run: denoising, seeds GIF, progression, ...",
+                       description="Write figures of a run: denoising.png (noise to image, every "
+                                   "class), seeds.gif (the class grid across seeds), "
+                                   "progression.png (EMA samples across training), "
+                                   "noise_levels.png (the training interpolation on real "
+                                   "images), curves.png (loss, grad norm, LR, eval metrics).")
+    f.add_argument("--run", required=True, help="run or checkpoint directory")
+    f.add_argument("--out", default="figures", help="output directory (default figures/)")
+    f.add_argument("--only", nargs="+", choices=FIGURES, default=FIGURES, help="which figures")
+    f.add_argument("--seeds", type=int, default=12, help="frames of seeds.gif")
+    f.add_argument("--seed", type=int, default=0, help="seed of the denoising figure")
+    f.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's config)")
+    f.add_argument("--cfg", type=float, help="guidance scale (default: the checkpoint's config)")
+    f.set_defaults(fn=cmd_figures)
+
     b = sub.add_parser("bench", help="training and sampling throughput, FLOP utilisation",
                        description="Measure training img/s, sampling img/s and model FLOP "
                                    "utilisation against the fp32 and bf16 matmul peaks measured "
@@ -227,20 +305,37 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--data-dir")
     b.set_defaults(fn=cmd_bench)
 
-    e = sub.add_parser("eval", help="class accuracy of generated images; train the classifier",
+    e = sub.add_parser("eval", help="evaluate a checkpoint; sweeps; README table; classifier",
                        description="`t2i eval --checkpoint DIR`: generate N images per class "
-                                   "prompt and report the accuracy of t2i's Fashion-MNIST "
-                                   "classifier on them. `t2i eval train-classifier --out DIR` "
-                                   "retrains that classifier.")
-    e.add_argument("what", nargs="?", choices=["accuracy", "train-classifier"], default="accuracy")
-    e.add_argument("--checkpoint")
-    e.add_argument("--n-per-class", type=int, default=100)
+                                   "prompt; report accuracy, FD, precision and recall in t2i's "
+                                   "Fashion-MNIST classifier's feature space, each beside its "
+                                   "real-data floor; writes a JSON report (default: "
+                                   "eval-STEPS-SAMPLER-CFG.json beside the checkpoint). "
+                                   "`t2i eval sweep`: the same over sampling steps per sampler "
+                                   "and over CFG scales, to CSV and PNG. `t2i eval readme "
+                                   "--reports ...`: regenerate the README's results table. "
+                                   "`t2i eval train-classifier --out DIR`: retrain the classifier.")
+    e.add_argument("what", nargs="?", choices=["report", "sweep", "readme", "train-classifier"],
+                   default="report")
+    e.add_argument("--checkpoint", help="checkpoint or run directory")
+    e.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
     e.add_argument("--steps", type=int, default=25)
     e.add_argument("--cfg", type=float, default=3.0)
     e.add_argument("--sampler", default="euler", choices=["euler", "heun"])
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--json", help="also write the report as JSON to this file")
-    e.add_argument("--out", default="classifier", help="train-classifier: output directory")
+    e.add_argument("--inception", action="store_true",
+                   help="also Inception FID via torchmetrics (needs it and its weights)")
+    e.add_argument("--json", help="where to write the report")
+    e.add_argument("--reference-images", type=int, default=10_000,
+                   help="test images in the reference set (all 10,000 by default; fewer only "
+                        "for quick checks, the report says how many)")
+    e.add_argument("--steps-list", default="3,5,8,13,25,50", help="sweep: sampling steps")
+    e.add_argument("--samplers", default="euler,heun", help="sweep: samplers")
+    e.add_argument("--cfg-list", default="1,1.5,2,3,4,6", help="sweep: CFG scales (at --steps)")
+    e.add_argument("--reports", nargs="+", help="readme: report JSON files, one row each")
+    e.add_argument("--readme", default="README.md", help="readme: the file to update")
+    e.add_argument("--out", help="train-classifier: output directory (default classifier/); "
+                                 "sweep: output directory (default CHECKPOINT/sweep)")
     e.add_argument("--data-dir")
     e.set_defaults(fn=cmd_eval)
     return p

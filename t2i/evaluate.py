@@ -1,10 +1,16 @@
-"""Measuring what we make: class accuracy from a Fashion-MNIST classifier, throughput and FLOP
-utilisation, and figures.
+"""Measuring what we make: accuracy, FD and precision/recall in a Fashion-MNIST classifier's
+feature space, sweeps, the README's results table, throughput and FLOP utilisation.
 
-Accuracy protocol: for each of the ten class names as the prompt, generate N images (seeds
-0..N-1, the given steps / sampler / CFG scale), classify them with t2i's own CNN (trained by
-`t2i eval train-classifier`, weights shipped in t2i/assets with their test accuracy), and report
-the fraction classified as the prompted class.
+Protocol: for each of the ten class names as the prompt, generate N images (seeds 0..N-1, the
+given steps / sampler / CFG scale; the report records them) and pass them through t2i's own CNN
+(trained by `t2i eval train-classifier`, deterministic, weights shipped in t2i/assets with their
+test accuracy). Reported:
+- accuracy: the fraction classified as the prompted class, with the confusion matrix;
+- FD: the Frechet distance between the classifier's penultimate features of the generated
+  images and of the 10,000 test images (an FID with a Fashion-MNIST feature extractor);
+- precision / recall: k-NN manifold estimates (k = 3) in the same feature space;
+- the real-data floor: the same four numbers for as many real training images, because FD
+  depends on the number of images and no generator should be expected to beat real data.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import Config
 from .data import load_fashion_mnist
-from .images import make_grid
 from .pipeline import Pipeline
 from .runtime import matmul_flops
 
@@ -108,47 +113,170 @@ def load_classifier(path: Optional[str | Path] = None) -> tuple[Classifier, dict
     return model.eval(), meta
 
 
-def class_accuracy(checkpoint: str | Path, n_per_class: int = 100, steps: int = 25,
-                   cfg: float = 3.0, sampler: str = "euler", seed: int = 0,
-                   batch: int = 100) -> dict:
-    """Generate `n_per_class` images per class prompt and classify them."""
-    pipe = Pipeline.from_pretrained(checkpoint)
-    classifier, meta = load_classifier()
+@torch.no_grad()
+def features_and_predictions(classifier: Classifier, images: torch.Tensor,
+                             batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's penultimate features (float64 [N, 128]) and predicted classes of images
+    in [-1, 1]."""
+    classifier.eval()
+    feats, preds = [], []
+    for i in range(0, len(images), batch):
+        f = classifier.features(images[i:i + batch])
+        feats.append(f.double())
+        preds.append(classifier.head(f).argmax(1))
+    return torch.cat(feats), torch.cat(preds)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]:
+    |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)). The trace of the matrix square root is
+    computed as sum(sqrt(eig(S C_b S))) with S = C_a^(1/2), which is symmetric, so no general
+    (complex) sqrtm is needed."""
+    a, b = a.double(), b.double()
+    mu = a.mean(0) - b.mean(0)
+    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    vals, vecs = torch.linalg.eigh(ca)
+    sqrt_ca = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(sqrt_ca @ cb @ sqrt_ca).clamp(min=0).sqrt().sum()
+    return (mu @ mu + ca.trace() + cb.trace() - 2 * cross).item()
+
+
+def _kth_neighbour_radius(x: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
+    radii = []
+    for i in range(0, len(x), chunk):
+        d = torch.cdist(x[i:i + chunk], x)
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # k + 1: the nearest is the point itself
+    return torch.cat(radii)
+
+
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor,
+             chunk: int = 2000) -> torch.Tensor:
+    """For each point, whether it lies in any ball (centre, radius)."""
+    return torch.cat([(torch.cdist(points[i:i + chunk], centres) <= radii).any(1)
+                      for i in range(0, len(points), chunk)])
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """k-NN manifold precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the
+    union of balls reaching every point's k-th nearest neighbour in that set. Precision is the
+    fraction of generated points on the real manifold (are they realistic?); recall the
+    fraction of real points on the generated manifold (is the variety covered?)."""
+    precision = _covered(fake, real, _kth_neighbour_radius(real, k)).double().mean().item()
+    recall = _covered(real, fake, _kth_neighbour_radius(fake, k)).double().mean().item()
+    return precision, recall
+
+
+class Reference:
+    """The evaluation's fixed side: the classifier, the features of the reference split (the
+    Fashion-MNIST test set) and, as the real-data floor, the same metrics for `n` real training
+    images — what a perfect generator would score with that many images."""
+
+    def __init__(self, n: int, data_dir: Optional[str] = None, k: int = 3, seed: int = 0,
+                 reference_images: int = 10_000):
+        self.classifier, self.meta = load_classifier()
+        self.k = k
+        test = load_fashion_mnist("test", data_dir)
+        m = min(reference_images, len(test))
+        self.features, _ = features_and_predictions(self.classifier, test.batch(torch.arange(m))[0])
+        self.reference = f"fashion-mnist test ({m} images)"
+        train = load_fashion_mnist("train", data_dir)
+        idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+        x, labels = train.batch(idx)
+        self.floor = self.score(x, labels)
+
+    def score(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        """Accuracy, FD, precision and recall of images in [-1, 1] meant to show `labels`."""
+        feats, preds = features_and_predictions(self.classifier, images)
+        precision, recall = precision_recall(self.features, feats, self.k)
+        return {"accuracy": (preds == labels).double().mean().item(),
+                "fd": frechet_distance(feats, self.features),
+                "precision": precision, "recall": recall, "predictions": preds}
+
+
+def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float, sampler: str,
+                       seed: int = 0, batch: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_per_class images for each class-name prompt (seeds seed .. seed + n - 1), in [-1, 1],
+    with their labels."""
     names = pipe.networks["text"].class_names
-    confusion = torch.zeros(len(names), len(names), dtype=torch.long)  # [prompted, predicted]
-    start = time.perf_counter()
-    for label, name in enumerate(names):
+    images = []
+    for name in names:
         for first in range(0, n_per_class, batch):
             k = min(batch, n_per_class - first)
-            images = pipe([name], steps=steps, cfg=cfg, sampler=sampler, seed=seed + first,
-                          num_per_prompt=k)
-            confusion[label] += torch.bincount(predict(classifier, images * 2 - 1),
-                                               minlength=len(names))
+            images.append(pipe([name], steps=steps, cfg=cfg, sampler=sampler, seed=seed + first,
+                               num_per_prompt=k) * 2 - 1)
+    labels = torch.arange(len(names)).repeat_interleave(n_per_class)
+    return torch.cat(images), labels
+
+
+def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 100,
+                      steps: int = 25, cfg: float = 3.0, sampler: str = "euler",
+                      seed: int = 0, inception: bool = False) -> dict:
+    """The evaluation report of a pipeline (see the module doc for the protocol)."""
+    names = pipe.networks["text"].class_names
+    start = time.perf_counter()
+    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed)
     seconds = time.perf_counter() - start
-    correct = (confusion.diag() / n_per_class).tolist()
-    report = {"accuracy": sum(correct) / len(correct),
-              "per_class": {n: c for n, c in zip(names, correct)},
-              "confusion": confusion.tolist(),
-              "images": n_per_class * len(names), "steps": steps, "cfg": cfg, "sampler": sampler,
-              "sample_img_per_s": n_per_class * len(names) / seconds,
-              "classifier_test_accuracy": meta["test_accuracy"]}
+    scores = reference.score(images, labels)
+    preds = scores.pop("predictions")
+    confusion = torch.zeros(len(names), len(names), dtype=torch.long)  # [prompted, predicted]
+    confusion.index_put_((labels, preds), torch.ones_like(labels), accumulate=True)
+    floor = {k: v for k, v in reference.floor.items() if k != "predictions"}
+    fid, note = None, "not requested (t2i eval --inception)"
+    if inception:
+        test = load_fashion_mnist("test", pipe.config.data.data_dir)
+        fid, note = inception_fid(images, test.batch(torch.arange(len(test)))[0])
+    return {
+        "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
+                     "sampler": sampler, "cfg": cfg, "seed": seed,
+                     "reference": reference.reference,
+                     "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",
+                     "precision_recall_k": reference.k,
+                     "real_floor": f"{len(images)} random training images (seed 0) scored "
+                                   "the same way"},
+        **scores,
+        "per_class": {n: c for n, c in zip(names, (confusion.diag() / n_per_class).tolist())},
+        "confusion": confusion.tolist(),
+        "real_floor": floor,
+        "inception_fid": fid, "inception_note": note,
+        "sample_img_per_s": len(images) / seconds,
+        "classifier_test_accuracy": reference.meta["test_accuracy"],
+    }
+
+
+def inception_fid(images: torch.Tensor, reference_images: torch.Tensor) -> tuple[Optional[float], str]:
+    """Inception-v3 FID through torchmetrics when it and its weights can be had; otherwise
+    None and the reason (offline machines carry on with the classifier-feature FD)."""
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        fid = FrechetInceptionDistance(feature=2048, normalize=True)
+        rgb = lambda x: ((x + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)  # noqa: E731
+        for i in range(0, len(reference_images), 500):
+            fid.update(rgb(reference_images[i:i + 500]), real=True)
+        for i in range(0, len(images), 500):
+            fid.update(rgb(images[i:i + 500]), real=False)
+        return fid.compute().item(), "torchmetrics FrechetInceptionDistance (2048-d, 299x299)"
+    except Exception as e:  # missing package, weights download refused offline, ...
+        return None, f"Inception FID unavailable here ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+
+
+def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, steps: int = 25,
+                        cfg: float = 3.0, sampler: str = "euler", seed: int = 0,
+                        inception: bool = False, reference_images: int = 10_000) -> dict:
+    """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes)."""
+    from .checkpoint import load_training_state, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint)
+    pipe = Pipeline.from_pretrained(ckpt)
+    reference = Reference(n_per_class * len(pipe.networks["text"].class_names),
+                          pipe.config.data.data_dir, reference_images=reference_images)
+    report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception)
+    state, _ = load_training_state(ckpt)
+    tc = pipe.config.train
+    report["run"] = {"checkpoint": str(ckpt), "preset": pipe.config.preset,
+                     "vae": pipe.config.vae.name or None, "steps": state["step"],
+                     "train_minutes": state["elapsed"] / 60,
+                     "train_img_per_s": state["step"] * tc.batch_size * tc.grad_accum / max(state["elapsed"], 1e-9)}
     return report
-
-
-def denoising_strip(pipe: Pipeline, prompts: list[str], steps: Optional[int] = None,
-                    columns: int = 8, **kwargs):
-    """One row per prompt: the clean image predicted at evenly spaced steps, then the result."""
-    steps = steps or pipe.config.sample.steps
-    keep = sorted({round(i * (steps - 1) / max(columns - 1, 1)) for i in range(columns)})
-    frames = []
-
-    def collect(i, t, x, x1):
-        if i in keep:
-            frames.append(pipe.decode(x1))
-    final = pipe(prompts, steps=steps, callback=collect, **kwargs)
-    frames.append(final)
-    strip = torch.stack(frames, dim=1)  # (P, frames, C, H, W)
-    return make_grid(strip.flatten(0, 1), ncol=strip.shape[1], scale=2)
 
 
 def count_flops(fn) -> int:
@@ -211,46 +339,107 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     }
 
 
-# ----------------------------------------------------------------------------- VAE figures
+def default_report_path(report: dict) -> Path:
+    """eval_<checkpoint>_<sampler><steps>_cfg<scale>.json in the checkpoint's run directory."""
+    ckpt, p = Path(report["run"]["checkpoint"]), report["protocol"]
+    return ckpt.parent.parent / f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}.json"
 
-def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[float] = None,
-                levels: int = 6, seed: int = 0) -> dict[str, Path]:
-    """Three PNGs for a latent codec and a few images in [-1, 1]:
-    reconstruction.png  originals (top) and their reconstructions (bottom), PSNR in the title;
-    latents.png         one row per image: the image, then each latent channel (min-max scaled);
-    latent_noising.png  one row per image: its latent at t = 1 (clean) down to t = 0 (noise),
-                        each decoded — what the DiT sees along the way, as images."""
-    from .images import with_title
-    from .objectives import interpolate
 
+SWEEP_FIELDS = ["sweep", "sampler", "steps", "nfe", "cfg", "accuracy", "fd", "precision", "recall"]
+
+
+def sweep(checkpoint: str | Path, out: str | Path, n_per_class: int = 50,
+          steps_list: tuple[int, ...] = (3, 5, 8, 13, 25, 50), samplers=("euler", "heun"),
+          cfg_list: tuple[float, ...] = (1, 1.5, 2, 3, 4, 6), default_steps: int = 25,
+          default_cfg: float = 3.0, seed: int = 0, progress: bool = True,
+          reference_images: int = 10_000) -> list[dict]:
+    """Quality against sampling cost (every sampler at every step count, at `default_cfg`) and
+    against guidance (every CFG scale, Euler at `default_steps`). NFE counts velocity
+    evaluations per image (Heun: 2 per step but 1 on the last; each is a CFG pair when
+    guided). Writes sweep.csv and sweep.png (FD and accuracy against NFE and CFG)."""
+    import csv
+
+    from tqdm.auto import tqdm
+
+    pipe = Pipeline.from_pretrained(checkpoint)
+    reference = Reference(n_per_class * len(pipe.networks["text"].class_names),
+                          pipe.config.data.data_dir, reference_images=reference_images)
+    settings = [("nfe", s, n, default_cfg) for s in samplers for n in steps_list]
+    settings += [("cfg", "euler", default_steps, c) for c in cfg_list]
+    rows = []
+    for kind, sampler, steps, cfg in tqdm(settings, desc="sweep", disable=not progress):
+        r = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed)
+        rows.append({"sweep": kind, "sampler": sampler, "steps": steps,
+                     "nfe": 2 * steps - 1 if sampler == "heun" else steps, "cfg": cfg,
+                     **{k: r[k] for k in ("accuracy", "fd", "precision", "recall")}})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    latents = codec.encode(images).cpu()
-    recon = codec.decode(latents).cpu()
-    mse = ((recon - images) / 2).pow(2).mean().item()
-    title = f"top: original, bottom: reconstruction; PSNR {10 * torch.log10(torch.tensor(1 / mse)):.1f} dB here"
-    if psnr is not None:
-        title += f", {psnr:.1f} dB on the test set"
-    paths = {"reconstruction": out / "reconstruction.png", "latents": out / "latents.png",
-             "latent_noising": out / "latent_noising.png"}
-    with_title(make_grid((torch.cat([images, recon]) + 1) / 2, ncol=len(images), scale=3),
-               title).save(paths["reconstruction"])
+    with open(out / "sweep.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SWEEP_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_sweep(rows, reference.floor["fd"], out / "sweep.png")
+    return rows
 
-    c, h, w = images.shape[1:]
-    lo = latents.amin(dim=(2, 3), keepdim=True)
-    hi = latents.amax(dim=(2, 3), keepdim=True)
-    channels = ((latents - lo) / (hi - lo + 1e-8)).flatten(0, 1)[:, None]  # (B * c_lat, 1, h', w')
-    channels = F.interpolate(channels, size=(h, w), mode="nearest").expand(-1, c, -1, -1)
-    rows = torch.cat([(images[:, None] + 1) / 2, channels.view(len(images), -1, c, h, w)], dim=1)
-    with_title(make_grid(rows.flatten(0, 1), ncol=rows.shape[1], scale=3),
-               f"image, then its {latents.shape[1]} latent channels "
-               f"({latents.shape[2]}x{latents.shape[3]})").save(paths["latents"])
 
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
-    ts = torch.linspace(1, 0, levels)
-    noised = torch.stack([interpolate(latents, noise, t.expand(len(latents))) for t in ts], dim=1)
-    decoded = codec.decode(noised.flatten(0, 1)).cpu()
-    with_title(make_grid((decoded + 1) / 2, ncol=levels, scale=3),
-               "latent at t = " + ", ".join(f"{t:.1f}" for t in ts.tolist()) + ", decoded"
-               ).save(paths["latent_noising"])
-    return paths
+def plot_sweep(rows: list[dict], fd_floor: float, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
+    for sampler in sorted({r["sampler"] for r in rows if r["sweep"] == "nfe"}):
+        sel = [r for r in rows if r["sweep"] == "nfe" and r["sampler"] == sampler]
+        axes[0, 0].plot([r["nfe"] for r in sel], [r["fd"] for r in sel], "o-", label=sampler)
+        axes[1, 0].plot([r["nfe"] for r in sel], [r["accuracy"] for r in sel], "o-", label=sampler)
+    sel = [r for r in rows if r["sweep"] == "cfg"]
+    axes[0, 1].plot([r["cfg"] for r in sel], [r["fd"] for r in sel], "o-", color="C2")
+    axes[1, 1].plot([r["cfg"] for r in sel], [r["accuracy"] for r in sel], "o-", color="C2")
+    for ax in axes[0]:
+        ax.axhline(fd_floor, color="gray", ls="--", label="real-data floor")
+        ax.set_ylabel("FD (lower is better)")
+        ax.set_yscale("log")
+    for ax in axes[1]:
+        ax.set_ylabel("class accuracy")
+    axes[1, 0].set_xlabel("NFE (velocity evaluations per image)")
+    axes[1, 0].set_xscale("log")
+    cfg_steps = sel[0]["steps"] if sel else ""
+    axes[1, 1].set_xlabel(f"CFG scale (Euler, {cfg_steps} steps)")
+    axes[0, 0].legend()
+    axes[0, 0].set_title("quality vs sampling cost")
+    axes[0, 1].set_title("quality vs guidance")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+RESULTS_BEGIN, RESULTS_END = "<!-- results:begin (t2i eval readme) -->", "<!-- results:end -->"
+
+
+def results_table(reports: list[tuple[str, dict]]) -> str:
+    """A Markdown table, one row per (file name, report), each figure beside its real floor."""
+    head = ("| preset | CPU min | steps | train img/s | sampling | accuracy (real) | FD (real) "
+            "| precision (real) | recall (real) | report |\n" + "|---" * 10 + "|\n")
+    rows = []
+    for name, r in reports:
+        run, p, f = r["run"], r["protocol"], r["real_floor"]
+        rows.append(
+            f"| `{run['preset']}` | {run['train_minutes']:.1f} | {run['steps']} | "
+            f"{run['train_img_per_s']:.0f} | {p['sampler']} {p['steps']}, CFG {p['cfg']:g}, "
+            f"N={p['images']} | {r['accuracy']:.1%} ({f['accuracy']:.1%}) | {r['fd']:.2f} "
+            f"({f['fd']:.2f}) | {r['precision']:.3f} ({f['precision']:.3f}) | {r['recall']:.3f} "
+            f"({f['recall']:.3f}) | {name} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def update_readme(readme: str | Path, report_files: list[Path]) -> None:
+    """Replace the README's results table (between its markers) with one made from reports."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if RESULTS_BEGIN not in text or RESULTS_END not in text:
+        raise ValueError(f"{readme} has no results markers: add the lines {RESULTS_BEGIN} and "
+                         f"{RESULTS_END} where the table goes")
+    reports = [(f.name, json.loads(f.read_text())) for f in report_files]
+    before, rest = text.split(RESULTS_BEGIN, 1)
+    _, after = rest.split(RESULTS_END, 1)
+    readme.write_text(before + RESULTS_BEGIN + "\n" + results_table(reports) + RESULTS_END + after)

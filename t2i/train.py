@@ -93,6 +93,7 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.saved_step, self.last_checkpoint = -1, None
         self.order = EpochSampler(len(self.data))
+        self.reference = None  # the evaluation's reference features, built at the first eval
         if ckpt is not None:
             self._load(ckpt)
         n = self.networks["dit"].num_params()
@@ -179,6 +180,23 @@ class Trainer:
                              dataformats="HWC")
         return path
 
+    def write_eval(self, writer) -> dict:
+        """A quick evaluation of the EMA weights (see evaluate.py) logged under eval/."""
+        from .evaluate import Reference, evaluate_pipeline
+
+        n = self.config.train.eval_n_per_class
+        if self.reference is None:
+            self.reference = Reference(n * len(self.networks["text"].class_names),
+                                       self.config.data.data_dir)
+        s = self.config.sample
+        report = evaluate_pipeline(self.pipeline(), self.reference, n, s.steps, s.cfg, s.sampler)
+        for key in ("accuracy", "fd", "precision", "recall"):
+            writer.add_scalar(f"eval/{key}", report[key], self.step)
+        log.info("step %d: accuracy %.3f, FD %.2f (real %.2f), precision %.3f, recall %.3f",
+                 self.step, report["accuracy"], report["fd"], self.reference.floor["fd"],
+                 report["precision"], report["recall"])
+        return report
+
     def train(self) -> Path:
         """Train until `train.steps` or `train.max_minutes`, whichever comes first; returns the
         final checkpoint."""
@@ -219,6 +237,9 @@ class Trainer:
                 bar.update((min(round(self.elapsed), bar.total) - bar.n) if timed else 1)
                 if tc.sample_every and self.step % tc.sample_every == 0:
                     self.write_samples(writer)
+                if tc.eval_every and self.step % tc.eval_every == 0:
+                    if self.config.data.dataset == "fashion-mnist":
+                        self.write_eval(writer)
                 if tc.ckpt_every and self.step % tc.ckpt_every == 0:
                     self.save()
                 last = time.perf_counter()  # time spent on samples/checkpoints is not training

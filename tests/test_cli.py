@@ -29,17 +29,72 @@ def test_train_then_sample_on_debug(tmp_path, capsys):
     assert (out2 / "000_001.png").read_bytes() == first  # same seed, same image
 
 
-def test_eval_reports_accuracy(tmp_path, capsys):
+REPORT_KEYS = {"protocol", "accuracy", "fd", "precision", "recall", "per_class", "confusion",
+               "real_floor", "inception_fid", "inception_note", "sample_img_per_s",
+               "classifier_test_accuracy", "run"}
+
+
+def test_eval_report_schema_table_and_default_path(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=2"]) == 0
     report = tmp_path / "report.json"
     assert main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "3", "--steps", "2",
-                 "--json", str(report)]) == 0
+                 "--json", str(report), "--reference-images", "1000"]) == 0
     data = json.loads(report.read_text())
-    assert data["images"] == 30 and 0 <= data["accuracy"] <= 1
+    assert set(data) == REPORT_KEYS
+    assert data["protocol"]["images"] == 30 and data["protocol"]["steps"] == 2
+    assert data["protocol"]["reference"] == "fashion-mnist test (1000 images)"
+    for key in ("accuracy", "fd", "precision", "recall"):
+        assert isinstance(data[key], float) and isinstance(data["real_floor"][key], float)
+    assert data["real_floor"]["fd"] < data["fd"]  # two training steps are far from real data
     assert [sum(row) for row in data["confusion"]] == [3] * 10
     assert data["accuracy"] == pytest.approx(sum(r[i] for i, r in enumerate(data["confusion"])) / 30)
-    assert "most confused with" in capsys.readouterr().out
+    assert data["run"]["preset"] == "debug" and data["run"]["steps"] == 2
+    assert data["inception_fid"] is None and "not requested" in data["inception_note"]
+    out = capsys.readouterr().out
+    assert "real floor" in out and "most confused with" in out
+    assert main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "1", "--steps", "1",
+                 "--reference-images", "100"]) == 0
+    assert (run / "eval_step_0000002_euler1_cfg3.json").is_file()
+
+
+def test_eval_sweep_and_readme_table(tmp_path):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=2"]) == 0
+    assert main(["-q", "eval", "sweep", "--checkpoint", str(run), "--n-per-class", "2",
+                 "--steps-list", "1,2", "--cfg-list", "1,3", "--steps", "2",
+                 "--reference-images", "200"]) == 0
+    rows = (run / "sweep" / "sweep.csv").read_text().splitlines()
+    assert rows[0].startswith("sweep,sampler,steps,nfe,cfg,accuracy,fd")
+    assert [r.split(",")[:5] for r in rows[1:]] == [
+        ["nfe", "euler", "1", "1", "3.0"], ["nfe", "euler", "2", "2", "3.0"],
+        ["nfe", "heun", "1", "1", "3.0"], ["nfe", "heun", "2", "3", "3.0"],
+        ["cfg", "euler", "2", "2", "1.0"], ["cfg", "euler", "2", "2", "3.0"]]
+    Image.open(run / "sweep" / "sweep.png").verify()
+
+    report = tmp_path / "r.json"
+    main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "1", "--steps", "1", "--json",
+          str(report), "--reference-images", "100"])
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- results:begin (t2i eval readme) -->\nold\n<!-- results:end -->\ntail\n")
+    assert main(["-q", "eval", "readme", "--readme", str(readme), "--reports", str(report)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| `debug` |" in text and text.endswith("tail\n")
+    readme.write_text("no markers")
+    assert main(["-q", "eval", "readme", "--readme", str(readme), "--reports", str(report)]) == 2
+
+
+def test_figures_write_valid_png_and_gif(tmp_path):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=4",
+                 "train.sample_every=2", "train.log_every=1"]) == 0
+    out = tmp_path / "figures"
+    assert main(["-q", "figures", "--run", str(run), "--out", str(out), "--seeds", "2",
+                 "--steps", "2"]) == 0
+    for name in ("denoising.png", "progression.png", "noise_levels.png", "curves.png"):
+        Image.open(out / name).verify()
+    gif = Image.open(out / "seeds.gif")
+    assert gif.format == "GIF" and gif.n_frames == 2
 
 
 def test_resume_latest(tmp_path):

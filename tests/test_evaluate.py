@@ -1,10 +1,12 @@
 import json
 
+import pytest
 import torch
 
 from t2i.config import get_preset
 from t2i.data import load_fashion_mnist
-from t2i.evaluate import benchmark, load_classifier, predict
+from t2i.evaluate import (Reference, benchmark, frechet_distance, load_classifier, precision_recall,
+                          predict)
 
 
 def test_shipped_classifier_reaches_its_recorded_accuracy():
@@ -22,3 +24,39 @@ def test_benchmark_reports_throughput_and_utilisation():
     json.dumps(report)
     assert report["train_img_per_s"] > 0 and report["sample_img_per_s"] > 0
     assert report["train_GFLOP_per_img"] > 0 and 0 < report["train_MFU"] < 1.5
+
+
+def test_frechet_distance_known_answers():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 8, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-8)
+    b = torch.randn(4000, 8, generator=g, dtype=torch.float64)
+    shifts = [frechet_distance(a, b + d) for d in (0.0, 0.5, 1.0, 2.0)]
+    assert shifts[0] < 0.05 and shifts == sorted(shifts)
+    # Equal covariances: FD is the squared distance of the means, 8 * 2^2 = 32.
+    assert shifts[3] == pytest.approx(32, rel=0.05)
+    # Equal means, covariance scaled by 4 (std x 2): tr(I + 4I - 2 * 2I) = 8.
+    assert frechet_distance(a, 2 * b) == pytest.approx(8, rel=0.1)
+
+
+def test_precision_recall_on_toy_distributions():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(2000, 2, generator=g)
+    same = torch.randn(2000, 2, generator=g)
+    far = torch.randn(2000, 2, generator=g) + 10
+    collapsed = 0.1 * torch.randn(2000, 2, generator=g)  # realistic, but no variety
+    p, r = precision_recall(real, same)
+    assert p > 0.9 and r > 0.9
+    assert precision_recall(real, far) == (0.0, 0.0)
+    p, r = precision_recall(real, collapsed)
+    assert p > 0.99 and r < 0.2
+
+
+def test_reference_floor_is_real_data_scoring_well():
+    ref = Reference(n=500, reference_images=2000)
+    floor = ref.floor
+    assert floor["accuracy"] > 0.85 and floor["fd"] < 5
+    assert floor["precision"] > 0.6 and floor["recall"] > 0.6
+    noise = torch.rand(500, 1, 28, 28) * 2 - 1
+    scores = ref.score(noise, torch.zeros(500, dtype=torch.long))
+    assert scores["fd"] > 10 * floor["fd"] and scores["precision"] < 0.1

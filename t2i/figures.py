@@ -1,0 +1,157 @@
+"""Figures, each written by a command (`t2i figures ...`, `t2i vae figures`, `t2i sample --strip`):
+what a run makes, how it gets there, and what the model sees along the way."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .data import load_dataset
+from .images import make_grid, with_title
+from .objectives import interpolate
+from .pipeline import Pipeline
+
+
+def denoising_strip(pipe: Pipeline, prompts: list[str], steps: Optional[int] = None,
+                    columns: int = 8, **kwargs):
+    """One row per prompt: the clean image predicted at evenly spaced steps, then the result."""
+    steps = steps or pipe.config.sample.steps
+    keep = sorted({round(i * (steps - 1) / max(columns - 1, 1)) for i in range(columns)})
+    frames = []
+
+    def collect(i, t, x, x1):
+        if i in keep:
+            frames.append(pipe.decode(x1))
+    final = pipe(prompts, steps=steps, callback=collect, **kwargs)
+    frames.append(final)
+    strip = torch.stack(frames, dim=1)  # (P, frames, C, H, W)
+    return make_grid(strip.flatten(0, 1), ncol=strip.shape[1], scale=2)
+
+
+
+def class_grid(pipe: Pipeline, seed: int, **kwargs) -> torch.Tensor:
+    """One image per class name, from the same starting noise (seed) for every class."""
+    return pipe(pipe.networks["text"].class_names, seed=seed, **kwargs)
+
+
+def seeds_gif(pipe: Pipeline, path: str | Path, seeds: int = 12, frame_ms: int = 500,
+              **kwargs) -> Path:
+    """An animated GIF: the class grid (one column per class), one frame per seed."""
+    frames = [with_title(make_grid(class_grid(pipe, seed, **kwargs), ncol=10, scale=3),
+                         f"seed {seed}") for seed in range(seeds)]
+    frames = [f.convert("P") for f in frames]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return Path(path)
+
+
+def progression_grid(run_dir: str | Path, max_rows: int = 12) -> Image.Image:
+    """The run's EMA sample grids (written every `train.sample_every` steps, same seeds each
+    time) stacked top to bottom, each titled with its step: how training got there."""
+    grids = sorted(Path(run_dir, "samples").glob("step_*.png"))
+    if not grids:
+        raise FileNotFoundError(f"no sample grids in {Path(run_dir, 'samples')}: train with "
+                                "train.sample_every > 0")
+    if len(grids) > max_rows:  # evenly spaced, always keeping the last
+        keep = {round(i * (len(grids) - 1) / (max_rows - 1)) for i in range(max_rows)}
+        grids = [g for i, g in enumerate(grids) if i in keep]
+    rows = []
+    for g in grids:
+        step = int(re.search(r"step_(\d+)", g.name).group(1))
+        img = Image.open(g).convert("L")
+        rows.append(with_title(img.crop((0, 0, img.width, img.height // 2)), f"step {step}"))
+    out = Image.new("L", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        out.paste(r, (0, y))
+        y += r.height
+    return out
+
+
+def noise_levels(config, levels: int = 8, seed: int = 0) -> Image.Image:
+    """One test image per class, at t = 1 (data) down to t = 0 (noise) along the training
+    interpolation x_t = (1 - t) noise + t x, in pixel space."""
+    data = load_dataset(config.data, "test")
+    idx = torch.stack([(data.labels == c).nonzero()[0, 0] for c in range(len(data.class_names))])
+    x, _ = data.batch(idx)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    ts = torch.linspace(1, 0, levels)
+    rows = torch.stack([interpolate(x, noise, t.expand(len(x))) for t in ts], dim=1)
+    return with_title(make_grid((rows.flatten(0, 1) + 1) / 2, ncol=levels, scale=3),
+                      "t = " + ", ".join(f"{t:.2f}" for t in ts.tolist()))
+
+
+def training_curves(run_dir: str | Path, path: str | Path) -> Path:
+    """The run's TensorBoard scalars (loss, grad norm, LR, img/s, eval metrics) as one PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(Path(run_dir, "tb")), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "vae/"))]
+    if not tags:
+        raise FileNotFoundError(f"no training scalars in {Path(run_dir, 'tb')}")
+    cols = 3
+    fig, axes = plt.subplots(-(-len(tags) // cols), cols, figsize=(4 * cols, 2.8 * -(-len(tags) // cols)),
+                             squeeze=False)
+    for ax, tag in zip(axes.flat, tags):
+        points = events.Scalars(tag)
+        ax.plot([p.step for p in points], [p.value for p in points], ".-" if len(points) < 30 else "-")
+        ax.set_title(tag)
+        ax.set_xlabel("step")
+        if tag in ("train/loss", "train/grad_norm", "eval/fd"):
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[len(tags):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[float] = None,
+                levels: int = 6, seed: int = 0) -> dict[str, Path]:
+    """Three PNGs for a latent codec and a few images in [-1, 1]:
+    reconstruction.png  originals (top) and their reconstructions (bottom), PSNR in the title;
+    latents.png         one row per image: the image, then each latent channel (min-max scaled);
+    latent_noising.png  one row per image: its latent at t = 1 (clean) down to t = 0 (noise),
+                        each decoded — what the DiT sees along the way, as images."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    latents = codec.encode(images).cpu()
+    recon = codec.decode(latents).cpu()
+    mse = ((recon - images) / 2).pow(2).mean().item()
+    title = f"top: original, bottom: reconstruction; PSNR {10 * torch.log10(torch.tensor(1 / mse)):.1f} dB here"
+    if psnr is not None:
+        title += f", {psnr:.1f} dB on the test set"
+    paths = {"reconstruction": out / "reconstruction.png", "latents": out / "latents.png",
+             "latent_noising": out / "latent_noising.png"}
+    with_title(make_grid((torch.cat([images, recon]) + 1) / 2, ncol=len(images), scale=3),
+               title).save(paths["reconstruction"])
+
+    c, h, w = images.shape[1:]
+    lo = latents.amin(dim=(2, 3), keepdim=True)
+    hi = latents.amax(dim=(2, 3), keepdim=True)
+    channels = ((latents - lo) / (hi - lo + 1e-8)).flatten(0, 1)[:, None]  # (B * c_lat, 1, h', w')
+    channels = F.interpolate(channels, size=(h, w), mode="nearest").expand(-1, c, -1, -1)
+    rows = torch.cat([(images[:, None] + 1) / 2, channels.view(len(images), -1, c, h, w)], dim=1)
+    with_title(make_grid(rows.flatten(0, 1), ncol=rows.shape[1], scale=3),
+               f"image, then its {latents.shape[1]} latent channels "
+               f"({latents.shape[2]}x{latents.shape[3]})").save(paths["latents"])
+
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+    ts = torch.linspace(1, 0, levels)
+    noised = torch.stack([interpolate(latents, noise, t.expand(len(latents))) for t in ts], dim=1)
+    decoded = codec.decode(noised.flatten(0, 1)).cpu()
+    with_title(make_grid((decoded + 1) / 2, ncol=levels, scale=3),
+               "latent at t = " + ", ".join(f"{t:.1f}" for t in ts.tolist()) + ", decoded"
+               ).save(paths["latent_noising"])
+    return paths
+
+

@@ -23,14 +23,43 @@ def build_config(args):
     return cfg
 
 
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """`t2i train --nproc N ...` = `torchrun --standalone --nproc_per_node N -m t2i train ...`."""
+    import subprocess
+
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "t2i", *rest]
+    return subprocess.call(cmd)
+
+
 def cmd_train(args) -> int:
+    import os
+
     from .train import Trainer
 
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch_torchrun(args.nproc, args.argv)
     cfg = build_config(args)
     out = Path(args.out or f"runs/{cfg.preset}")
     trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
-    final = trainer.train()
-    print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint: {final}")
+    try:
+        final = trainer.train()
+    finally:
+        if trainer.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if trainer.is_main:
+        print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min on "
+              f"{trainer.world} process(es); checkpoint: {final}")
     return 0
 
 
@@ -223,6 +252,9 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, help="training-time budget; the LR schedule ends with it")
     t.add_argument("--resume", help="'latest' (this run's newest checkpoint) or a checkpoint/run path")
     t.add_argument("--data-dir", help="directory with the dataset files (else $T2I_DATA, cache, system)")
+    t.add_argument("--nproc", type=int, help="data-parallel processes on this machine: a shortcut "
+                                             "for `torchrun --standalone --nproc_per_node N -m t2i "
+                                             "train ...` (train.batch_size is per process)")
     t.set_defaults(fn=cmd_train)
 
     pr = sub.add_parser("prepare", help="encode the dataset once into a memory-mapped latent cache",
@@ -344,8 +376,19 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
-    args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    import os
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = make_parser()
+    # Overrides may come anywhere among the options (argparse alone takes one positional run).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
+    args.argv = argv
+    quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0  # under torchrun, rank 0 talks
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import time
 
 import torch
@@ -24,6 +25,45 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
     return torch.device(name)
+
+
+def init_distributed(device_name: str = "auto") -> torch.device:
+    """This process's device. Under torchrun (WORLD_SIZE > 1) it also joins the process group —
+    NCCL on GPUs, gloo on CPUs — and takes GPU LOCAL_RANK. A plain `t2i train` never starts a
+    process group."""
+    device = resolve_device(device_name)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) outside a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@contextlib.contextmanager
+def main_process_first():
+    """Rank 0 runs the block first (e.g. building a cache), the other ranks after it is done."""
+    import torch.distributed as dist
+
+    rank, world = rank_and_world()
+    if world > 1 and rank != 0:
+        dist.barrier()
+    yield
+    if world > 1 and rank == 0:
+        dist.barrier()
 
 
 def matmul_flops(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 1024,

@@ -4,10 +4,18 @@ clipping, autocast, EMA, TensorBoard, periodic EMA sample grids, atomic checkpoi
 Resume continues the same run: the data order (an epoch permutation and a cursor), the global
 torch RNG (noise, times, condition dropout) and the optimizer state are all checkpointed, so an
 interrupted fp32 run retraces the uninterrupted one exactly.
+
+Under torchrun the loop is data-parallel (DistributedDataParallel). Every rank walks the same
+permutation and draws the same random numbers for the whole global batch, then keeps its own
+slice: rank r trains on samples [r*B, (r+1)*B) of each global batch of B * world. So N ranks
+with batch B compute what one process computes with batch N*B (up to float summation order),
+the checkpointed state is the same whatever the world size, and a run resumes on any number of
+processes. Only rank 0 logs, samples, evaluates and writes checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -25,7 +33,7 @@ from .data import EpochSampler, ImageDataset, dataset_info, load_dataset, open_l
 from .images import make_grid
 from .objectives import build_objective, interpolate
 from .pipeline import Pipeline, build_networks
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import autocast, init_distributed, main_process_first, rank_and_world, resolve_precision
 from .text import drop_condition
 from .vae import load_codec
 
@@ -43,6 +51,22 @@ def lr_factor(cfg, step: int, progress: float) -> float:
         cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
     raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine']")
+
+
+class Denoiser(nn.Module):
+    """The trainable networks as one module whose forward touches every trainable parameter,
+    which is what DistributedDataParallel synchronises: text encoding, condition dropout, DiT."""
+
+    def __init__(self, networks: nn.ModuleDict):
+        super().__init__()
+        self.networks = networks
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
+                drop: torch.Tensor) -> torch.Tensor:
+        text = self.networks["text"]
+        tokens, mask = text.encode_labels(labels)
+        tokens, mask = drop_condition(tokens, mask, *text.null(len(labels)), drop)
+        return self.networks["dit"](x_t, t, tokens, mask)
 
 
 @torch.no_grad()
@@ -75,13 +99,16 @@ class Trainer:
         self.config = config
         tc = config.train
         torch.manual_seed(tc.seed)
-        self.device = resolve_device(tc.device)
+        self.device = init_distributed(tc.device)
+        self.rank, self.world = rank_and_world()
+        self.is_main = self.rank == 0
         self.dtype = resolve_precision(tc.precision, self.device)
         # Pixel space trains on the images; latent space on the memory-mapped latent cache,
         # built on first use (`t2i prepare` builds it ahead of time).
         self.codec = load_codec(config, dataset_info(config.data)["shape"], self.device)
         if data is None and config.vae.name:
-            data = open_latent_cache(config, self.codec, progress=progress)
+            with main_process_first():  # rank 0 builds a missing cache, the others then read it
+                data = open_latent_cache(config, self.codec, progress=progress and self.is_main)
         self.data = data if data is not None else load_dataset(config.data, "train")
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
@@ -89,7 +116,15 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.networks.parameters(), lr=tc.lr,
                                            weight_decay=tc.weight_decay, betas=(0.9, 0.999))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-        self.dit = torch.compile(self.networks["dit"]) if tc.compile else self.networks["dit"]
+        self.model = Denoiser(self.networks)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # A learned null token goes unused in batches without dropped conditions.
+            unused = any(p.requires_grad for p in self.networks["text"].parameters())
+            self.model = DistributedDataParallel(self.model, find_unused_parameters=unused)
+        if tc.compile:
+            self.model = torch.compile(self.model)
         self.step, self.elapsed = 0, 0.0
         self.saved_step, self.last_checkpoint = -1, None
         self.order = EpochSampler(len(self.data))
@@ -97,8 +132,8 @@ class Trainer:
         if ckpt is not None:
             self._load(ckpt)
         n = self.networks["dit"].num_params()
-        log.info("model: %.2fM parameters, device %s, autocast %s", n / 1e6, self.device,
-                 self.dtype or "off (fp32)")
+        log.info("model: %.2fM parameters, device %s, autocast %s, %d process(es)", n / 1e6,
+                 self.device, self.dtype or "off (fp32)", self.world)
 
     # ------------------------------------------------------------------ state
 
@@ -118,16 +153,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
 
-    def loss_on(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The objective's loss on one micro-batch, with per-sample condition dropout."""
-        text = self.networks["text"]
-        tokens, mask = text.encode_labels(labels)
-        drop = torch.rand(len(x)) < self.config.text.cond_drop
-        tokens, mask = drop_condition(tokens, mask, *text.null(len(x)), drop)
-        noise = torch.randn_like(x)
-        t = self.objective.sample_t(len(x), x.device)
+    def loss_on(self, x: torch.Tensor, labels: torch.Tensor, global_batch: int = 0,
+                part: slice = slice(None)) -> torch.Tensor:
+        """The objective's loss on one micro-batch, with per-sample condition dropout. The
+        random draws are made for the whole `global_batch` and sliced to this rank's `part`
+        (see the module doc)."""
+        n = global_batch or len(x)
+        drop = (torch.rand(n) < self.config.text.cond_drop)[part]
+        noise = torch.randn(n, *x.shape[1:], device=x.device)[part]
+        t = self.objective.sample_t(n, x.device)[part]
         with autocast(self.device, self.dtype):
-            pred = self.dit(interpolate(x, noise, t), t, tokens, mask)
+            pred = self.model(interpolate(x, noise, t), t, labels, drop.to(x.device))
         return self.objective.loss(pred, x, noise, t)
 
     def train_step(self) -> dict:
@@ -135,11 +171,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = tc.lr * lr_factor(tc, self.step, self.progress_fraction())
         total = 0.0
-        for _ in range(tc.grad_accum):
-            x, labels = self.data.batch(self.order.next(tc.batch_size))
-            loss = self.loss_on(x.to(self.device), labels.to(self.device)) / tc.grad_accum
-            self.scaler.scale(loss).backward()
-            total += loss.item()
+        global_batch = tc.batch_size * self.world
+        part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
+        for micro in range(tc.grad_accum):
+            x, labels = self.data.batch(self.order.next(global_batch)[part])
+            # With DDP, gradients are all-reduced once, on the last micro-batch.
+            sync = micro == tc.grad_accum - 1 or self.world == 1
+            with contextlib.nullcontext() if sync else self.model.no_sync():
+                loss = self.loss_on(x.to(self.device), labels.to(self.device), global_batch, part)
+                self.scaler.scale(loss / tc.grad_accum).backward()
+            total += loss.item() / tc.grad_accum
         self.scaler.unscale_(self.optimizer)
         params = list(self.networks.parameters())
         norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip if tc.grad_clip > 0 else math.inf)
@@ -197,22 +238,38 @@ class Trainer:
                  report["precision"], report["recall"])
         return report
 
-    def train(self) -> Path:
+    def _sync(self, value: float, op: str = "broadcast") -> float:
+        """With several processes: rank 0's value ("broadcast") or the mean over ranks."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        if op == "broadcast":
+            dist.broadcast(t, 0)
+        else:
+            dist.all_reduce(t)
+            t /= self.world
+        return t.item()
+
+    def train(self) -> Optional[Path]:
         """Train until `train.steps` or `train.max_minutes`, whichever comes first; returns the
-        final checkpoint."""
+        final checkpoint (on rank 0; None on the other ranks, which write nothing)."""
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
         tc = self.config.train
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
-        images_per_step = tc.batch_size * tc.grad_accum
+        writer = None
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
+        images_per_step = tc.batch_size * tc.grad_accum * self.world
         self.networks.train()
         # With a time budget the bar counts training seconds, otherwise steps.
         timed = tc.max_minutes > 0
         bar = tqdm(total=round(60 * tc.max_minutes) if timed else tc.steps,
                    initial=round(self.elapsed) if timed else self.step, unit="s" if timed else "step",
-                   disable=not self.progress, dynamic_ncols=True)
+                   disable=not (self.progress and self.is_main), dynamic_ncols=True)
         # Logged loss and img/s are averages over the steps since the last log line, counting
         # training time only.
         window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
@@ -221,30 +278,36 @@ class Trainer:
             while self.step < tc.steps and self.progress_fraction() < 1.0:
                 metrics = self.train_step()
                 now = time.perf_counter()
-                self.elapsed += now - last
+                # Every rank must see the same clock, or they would stop at different steps
+                # (and schedule the LR differently): rank 0's is the run's.
+                self.elapsed = self._sync(self.elapsed + now - last)
                 window_seconds += now - last
                 window_images += images_per_step
                 window_loss += metrics["loss"]
                 window_steps += 1
                 if self.step % tc.log_every == 0 or self.step == 1:
-                    metrics["loss"] = window_loss / window_steps
+                    metrics["loss"] = self._sync(window_loss / window_steps, "mean")
                     metrics["img_per_s"] = window_images / max(window_seconds, 1e-9)
                     window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
-                    for k, v in metrics.items():
-                        writer.add_scalar(f"train/{k}", v, self.step)
+                    if writer is not None:
+                        for k, v in metrics.items():
+                            writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(step=self.step, loss=f"{metrics['loss']:.4f}",
                                     img_s=f"{metrics['img_per_s']:.0f}", lr=f"{metrics['lr']:.1e}")
                 bar.update((min(round(self.elapsed), bar.total) - bar.n) if timed else 1)
-                if tc.sample_every and self.step % tc.sample_every == 0:
-                    self.write_samples(writer)
-                if tc.eval_every and self.step % tc.eval_every == 0:
-                    if self.config.data.dataset == "fashion-mnist":
-                        self.write_eval(writer)
-                if tc.ckpt_every and self.step % tc.ckpt_every == 0:
-                    self.save()
+                if self.is_main:
+                    if tc.sample_every and self.step % tc.sample_every == 0:
+                        self.write_samples(writer)
+                    if tc.eval_every and self.step % tc.eval_every == 0:
+                        if self.config.data.dataset == "fashion-mnist":
+                            self.write_eval(writer)
+                    if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+                        self.save()
                 last = time.perf_counter()  # time spent on samples/checkpoints is not training
         finally:
             bar.close()
+        if not self.is_main:
+            return None
         final = self.save() if self.saved_step != self.step else self.last_checkpoint
         log.info("samples: %s", self.write_samples(writer))
         writer.close()

@@ -73,3 +73,35 @@ def test_ema_tracks_the_model(tmp_path, debug_config, tiny_data):
     e = trainer.ema["dit"].out.weight
     assert torch.count_nonzero(w) > 0
     torch.testing.assert_close(e, w * (1 - 2 / 11))
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    """`t2i train --nproc 2` (torchrun, gloo) with batch 8 per process computes what one process
+    computes with batch 16; only rank 0 writes; its checkpoint resumes in one process."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from t2i.checkpoint import resolve_checkpoint
+    from t2i.cli import main
+
+    common = ["--preset", "debug", "train.steps=4", "train.ckpt_every=2", "train.device=cpu",
+              "train.precision=fp32", "train.log_every=1"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    out = subprocess.run([sys.executable, "-m", "t2i", "-q", "train", "--nproc", "2", "--out",
+                          str(two), "train.batch_size=8", *common],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert main(["-q", "train", "--out", str(one), "train.batch_size=16", *common]) == 0
+    a = load_file(resolve_checkpoint(two) / "model.safetensors")
+    b = load_file(resolve_checkpoint(one) / "model.safetensors")
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert len(list((two / "tb").iterdir())) == 1  # one event file: only rank 0 logs
+    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [
+        "latest", "step_0000002", "step_0000004"]
+    assert main(["-q", "train", "--out", str(two), "train.batch_size=16", *common[:-5],
+                 "train.steps=6", "train.ckpt_every=2", "train.device=cpu", "train.precision=fp32",
+                 "--resume", "latest"]) == 0
+    assert (two / "checkpoints" / "latest").read_text().strip() == "step_0000006"

@@ -60,3 +60,15 @@ def test_reference_floor_is_real_data_scoring_well():
     noise = torch.rand(500, 1, 28, 28) * 2 - 1
     scores = ref.score(noise, torch.zeros(500, dtype=torch.long))
     assert scores["fd"] > 10 * floor["fd"] and scores["precision"] < 0.1
+
+
+def test_inception_fid_without_torchmetrics_says_why(monkeypatch):
+    import sys
+
+    from t2i.evaluate import inception_fid
+
+    monkeypatch.setitem(sys.modules, "torchmetrics", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "torchmetrics.image.fid", None)
+    images = torch.zeros(4, 1, 28, 28)
+    fid, note = inception_fid(images, images)
+    assert fid is None and "unavailable" in note and "torchmetrics" in note

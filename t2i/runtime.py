@@ -15,15 +15,25 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then the CPU; an explicit device that is not there
+    is an error (silently training on the CPU instead would be a surprise)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+        return torch.device("mps" if _mps_available() else "cpu")
+    kind = name.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {name!r}; one of auto, cpu, cuda[:N], mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device; use auto or cpu")
+    if kind == "mps" and not _mps_available():
+        raise ValueError("device 'mps' requested but this torch has no MPS (Apple GPU) backend; "
+                         "use auto or cpu")
     return torch.device(name)
 
 
@@ -105,8 +115,12 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if _cpu_bf16_is_faster() else None
         return None
     if name == "fp16" and device.type != "cuda":
-        log.warning("fp16 autocast needs CUDA; using bf16 on %s", device.type)
+        # Training in fp16 needs a gradient scaler, which t2i runs on CUDA only.
+        log.warning("fp16 training is supported on CUDA only; using bf16 on %s", device.type)
         return torch.bfloat16
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        log.warning("this GPU has no bf16; using fp16 (with a gradient scaler)")
+        return torch.float16
     return PRECISIONS[name]
 
 

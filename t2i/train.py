@@ -53,6 +53,38 @@ def lr_factor(cfg, step: int, progress: float) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine']")
 
 
+def schedule_progress(cfg, step: int, elapsed: float) -> float:
+    """How far a run is through its budget, 0 -> 1: steps, or training minutes when
+    `max_minutes` is set, whichever runs out first. The LR schedule follows it."""
+    p = step / cfg.steps
+    if cfg.max_minutes > 0:
+        p = max(p, elapsed / (60 * cfg.max_minutes))
+    return p
+
+
+class BudgetBar:
+    """A tqdm bar over a run's budget: training seconds with a time budget, else steps."""
+
+    def __init__(self, cfg, step: int, elapsed: float, enabled: bool = True):
+        from tqdm.auto import tqdm
+
+        self.timed = cfg.max_minutes > 0
+        self.bar = tqdm(total=round(60 * cfg.max_minutes) if self.timed else cfg.steps,
+                        initial=round(elapsed) if self.timed else step,
+                        unit="s" if self.timed else "step", disable=not enabled, dynamic_ncols=True)
+
+    def advance(self, elapsed: float) -> None:
+        """After one step that brought the training time to `elapsed` seconds."""
+        bar = self.bar
+        bar.update((min(round(elapsed), bar.total) - bar.n) if self.timed else 1)
+
+    def set_postfix(self, **kwargs) -> None:
+        self.bar.set_postfix(**kwargs)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class Denoiser(nn.Module):
     """The trainable networks as one module whose forward touches every trainable parameter,
     which is what DistributedDataParallel synchronises: text encoding, condition dropout, DiT."""
@@ -169,7 +201,7 @@ class Trainer:
     def train_step(self) -> dict:
         tc = self.config.train
         for group in self.optimizer.param_groups:
-            group["lr"] = tc.lr * lr_factor(tc, self.step, self.progress_fraction())
+            group["lr"] = tc.lr * lr_factor(tc, self.step, schedule_progress(tc, self.step, self.elapsed))
         total = 0.0
         global_batch = tc.batch_size * self.world
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
@@ -191,13 +223,6 @@ class Trainer:
         # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
         ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
         return {"loss": total, "grad_norm": norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
-
-    def progress_fraction(self) -> float:
-        tc = self.config.train
-        p = self.step / tc.steps
-        if tc.max_minutes > 0:
-            p = max(p, self.elapsed / (60 * tc.max_minutes))
-        return p
 
     def pipeline(self) -> Pipeline:
         return Pipeline(self.config, self.ema, self.device, self.config.train.precision, self.codec)
@@ -256,7 +281,6 @@ class Trainer:
         """Train until `train.steps` or `train.max_minutes`, whichever comes first; returns the
         final checkpoint (on rank 0; None on the other ranks, which write nothing)."""
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm.auto import tqdm
 
         tc = self.config.train
         writer = None
@@ -265,17 +289,13 @@ class Trainer:
             writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
         images_per_step = tc.batch_size * tc.grad_accum * self.world
         self.networks.train()
-        # With a time budget the bar counts training seconds, otherwise steps.
-        timed = tc.max_minutes > 0
-        bar = tqdm(total=round(60 * tc.max_minutes) if timed else tc.steps,
-                   initial=round(self.elapsed) if timed else self.step, unit="s" if timed else "step",
-                   disable=not (self.progress and self.is_main), dynamic_ncols=True)
+        bar = BudgetBar(tc, self.step, self.elapsed, enabled=self.progress and self.is_main)
         # Logged loss and img/s are averages over the steps since the last log line, counting
         # training time only.
         window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
         last = time.perf_counter()
         try:
-            while self.step < tc.steps and self.progress_fraction() < 1.0:
+            while schedule_progress(tc, self.step, self.elapsed) < 1.0:  # steps or minutes
                 metrics = self.train_step()
                 now = time.perf_counter()
                 # Every rank must see the same clock, or they would stop at different steps
@@ -294,7 +314,7 @@ class Trainer:
                             writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(step=self.step, loss=f"{metrics['loss']:.4f}",
                                     img_s=f"{metrics['img_per_s']:.0f}", lr=f"{metrics['lr']:.1e}")
-                bar.update((min(round(self.elapsed), bar.total) - bar.n) if timed else 1)
+                bar.advance(self.elapsed)
                 if self.is_main:
                     if tc.sample_every and self.step % tc.sample_every == 0:
                         self.write_samples(writer)

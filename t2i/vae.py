@@ -231,25 +231,20 @@ class VAETrainer:
         """Train, then export `out_dir/vae` with the PSNR on the first `eval_images` test
         images; returns that folder."""
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm.auto import tqdm
 
-        from .train import lr_factor  # here: train.py imports this module
+        from .train import BudgetBar, lr_factor, schedule_progress  # here: train.py imports us
 
         tc, vc = self.config.train, self.config.vae
         writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
         shown = self.data.batch(torch.arange(10))[0]
-        timed = tc.max_minutes > 0  # then the bar counts training seconds, as the DiT's does
-        budget = 60 * tc.max_minutes if timed else math.inf
-        bar = tqdm(total=round(budget) if timed else tc.steps,
-                   initial=round(self.elapsed) if timed else self.step, unit="s" if timed else "step",
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = BudgetBar(tc, self.step, self.elapsed, enabled=self.progress)
         self.vae.train()
         last = time.perf_counter()
         try:
-            while self.step < tc.steps and self.elapsed < budget:
-                progress = max(self.step / tc.steps, self.elapsed / budget)
+            while schedule_progress(tc, self.step, self.elapsed) < 1.0:  # steps or minutes
                 for group in self.optimizer.param_groups:
-                    group["lr"] = tc.lr * lr_factor(tc, self.step, progress)
+                    group["lr"] = tc.lr * lr_factor(tc, self.step,
+                                                    schedule_progress(tc, self.step, self.elapsed))
                 x, _ = self.data.batch(self.order.next(tc.batch_size))
                 mse, kl = self.loss(x.to(self.device))
                 (mse + vc.kl_weight * kl).backward()
@@ -259,7 +254,7 @@ class VAETrainer:
                 self.step += 1
                 now = time.perf_counter()
                 self.elapsed += now - last
-                bar.update((min(round(self.elapsed), bar.total) - bar.n) if timed else 1)
+                bar.advance(self.elapsed)
                 if self.step % tc.log_every == 0 or self.step == 1:
                     psnr = 10 * math.log10(4 / mse.item())  # images span 2, so peak^2 = 4
                     for k, v in {"recon_mse": mse.item(), "kl": kl.item(), "psnr": psnr,

@@ -64,14 +64,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .data import dataset_info, latent_cache_path, open_latent_cache
+    from .data import latent_cache_path, open_latent_cache
     from .vae import load_codec
 
     cfg = build_config(args)
     if not cfg.vae.name:
         raise ValueError(f"preset {cfg.preset!r} trains in pixel space (vae.name is empty): "
                          "there is nothing to prepare")
-    codec = load_codec(cfg, dataset_info(cfg.data)["shape"])
+    codec = load_codec(cfg)
     data = open_latent_cache(cfg, codec, rebuild=True, force=args.force, progress=not args.quiet)
     print(f"latent cache {latent_cache_path(cfg)}: {len(data)} latents of shape "
           f"{'x'.join(map(str, data.shape))} (VAE {cfg.vae.name}, scale {codec.scale:.5g})")
@@ -103,7 +103,7 @@ def cmd_vae_figures(args) -> int:
     if args.data_dir:
         cfg = cfg.override([f"data.data_dir={args.data_dir}"])
     data = load_dataset(cfg.data, "test")
-    codec = load_codec(cfg, data.shape)
+    codec = load_codec(cfg)
     info_file = Path(args.vae) / INFO_FILE
     psnr = json.loads(info_file.read_text())["test_psnr_db"] if info_file.is_file() else None
     images = data.batch(torch.arange(args.n))[0]

@@ -39,7 +39,7 @@ class Pipeline:
         self.config = config
         self.device = torch.device(device)
         self.networks = networks.to(self.device).eval()
-        self.codec = codec or load_codec(config, dataset_info(config.data)["shape"])
+        self.codec = codec or load_codec(config)
         self.codec.to(self.device)
         self.objective = build_objective(config.objective)
         self.dtype = resolve_precision(precision, self.device)
@@ -51,7 +51,7 @@ class Pipeline:
         picks the EMA (default, what the reference designs sample from) or the raw model."""
         ckpt = resolve_checkpoint(path)
         config = load_config(ckpt)
-        codec = load_codec(config, dataset_info(config.data)["shape"])
+        codec = load_codec(config)
         networks = build_networks(config, codec.latent_shape)
         networks.load_state_dict(load_weights(ckpt, weights))
         return cls(config, networks, resolve_device(device), precision, codec)

@@ -29,7 +29,7 @@ from torch import nn
 from .checkpoint import (load_config, load_weights, pack_training_state, resolve_checkpoint,
                          restore_training_state, save_checkpoint)
 from .config import Config
-from .data import EpochSampler, ImageDataset, dataset_info, load_dataset, open_latent_cache
+from .data import EpochSampler, ImageDataset, load_dataset, open_latent_cache
 from .images import make_grid
 from .objectives import build_objective, interpolate
 from .pipeline import Pipeline, build_networks
@@ -137,7 +137,7 @@ class Trainer:
         self.dtype = resolve_precision(tc.precision, self.device)
         # Pixel space trains on the images; latent space on the memory-mapped latent cache,
         # built on first use (`t2i prepare` builds it ahead of time).
-        self.codec = load_codec(config, dataset_info(config.data)["shape"], self.device)
+        self.codec = load_codec(config, self.device)
         if data is None and config.vae.name:
             with main_process_first():  # rank 0 builds a missing cache, the others then read it
                 data = open_latent_cache(config, self.codec, progress=progress and self.is_main)

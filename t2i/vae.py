@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .checkpoint import (load_weights, pack_training_state, resolve_checkpoint,
                          restore_training_state, save_checkpoint)
 from .config import Config, VAEConfig
-from .data import EpochSampler, load_dataset
+from .data import EpochSampler, dataset_info, load_dataset
 from .images import make_grid
 from .runtime import resolve_device
 
@@ -131,8 +131,10 @@ def load_autoencoder(name: str):
                                 "reachable, or set vae.name to a local folder") from None
 
 
-def load_codec(config: Config, image_shape: tuple[int, int, int], device="cpu"):
-    """The codec a config trains or samples in: pixels, or the VAE `config.vae.name`."""
+def load_codec(config: Config, device="cpu"):
+    """The codec a config trains or samples in: pixels, or the VAE `config.vae.name`, between
+    the DiT's space and the images of `config.data`."""
+    image_shape = dataset_info(config.data)["shape"]
     vc = config.vae
     if not vc.name:
         return IdentityCodec(image_shape)

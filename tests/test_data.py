@@ -133,7 +133,7 @@ def test_real_fashion_mnist():
 # ----------------------------------------------------------------------------- latent caches
 
 def _codec(config):
-    return load_codec(config, (1, 28, 28))
+    return load_codec(config)
 
 
 def test_memmap_latents_match_encoding_in_memory(latent_config):

@@ -21,7 +21,7 @@ def images():
 
 
 def test_identity_codec_is_pixel_space(images):
-    codec = load_codec(Config(), (1, 28, 28))
+    codec = load_codec(Config())
     assert isinstance(codec, IdentityCodec) and codec.latent_shape == (1, 28, 28)
     assert codec.decode(codec.encode(images)) is images
 
@@ -48,16 +48,16 @@ def test_pretrained_rgb_vae_loads_from_a_folder_and_handles_grayscale(tmp_path, 
     vae.register_to_config(scaling_factor=0.18215)
     vae.save_pretrained(str(tmp_path / "rgb-vae"))
     cfg = Config().override([f"vae.name={tmp_path / 'rgb-vae'}", "vae.resolution=16"])
-    codec = load_codec(cfg, (1, 28, 28))
+    codec = load_codec(cfg)
     assert codec.scale == pytest.approx(0.18215)  # vae.scale=0 takes the VAE's own factor
     assert codec.latent_shape == (4, 8, 8)
     assert codec.decode(codec.encode(images[:2])).shape == (2, 1, 28, 28)
-    assert load_codec(cfg.override(["vae.scale=2.0"]), (1, 28, 28)).scale == 2.0
+    assert load_codec(cfg.override(["vae.scale=2.0"])).scale == 2.0
 
 
 def test_missing_vae_says_how_to_get_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="t2i vae train"):
-        load_codec(Config().override([f"vae.name={tmp_path / 'nothing'}"]), (1, 28, 28))
+        load_codec(Config().override([f"vae.name={tmp_path / 'nothing'}"]))
 
 
 def test_vae_trainer_improves_reconstruction_exports_and_resumes(tmp_path, images):
@@ -69,7 +69,7 @@ def test_vae_trainer_improves_reconstruction_exports_and_resumes(tmp_path, image
     before = reconstruction_psnr(trainer.codec(), images)
     folder = trainer.train(eval_images=256)
     info = json.loads((folder / INFO_FILE).read_text())
-    codec = load_codec(Config().override([f"vae.name={folder}"]), (1, 28, 28))
+    codec = load_codec(Config().override([f"vae.name={folder}"]))
     assert codec.scale == pytest.approx(info["scaling_factor"])
     assert reconstruction_psnr(codec, images) > before + 3
     resumed = VAETrainer(cfg.override(["train.steps=45"]), tmp_path, resume="latest", progress=False)

@@ -184,6 +184,13 @@ class Reference:
         x, labels = train.batch(idx)
         self.floor = self.score(x, labels)
 
+    @classmethod
+    def for_pipeline(cls, pipe: Pipeline, n_per_class: int,
+                     reference_images: int = 10_000) -> "Reference":
+        """The reference for evaluating `pipe` with n_per_class images per class prompt."""
+        return cls(n_per_class * len(pipe.networks["text"].class_names), pipe.config.data.data_dir,
+                   reference_images=reference_images)
+
     def score(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
         """Accuracy, FD, precision and recall of images in [-1, 1] meant to show `labels`."""
         feats, preds = features_and_predictions(self.classifier, images)
@@ -267,8 +274,7 @@ def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, steps: i
 
     ckpt = resolve_checkpoint(checkpoint)
     pipe = Pipeline.from_pretrained(ckpt)
-    reference = Reference(n_per_class * len(pipe.networks["text"].class_names),
-                          pipe.config.data.data_dir, reference_images=reference_images)
+    reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
     report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception)
     state, _ = load_training_state(ckpt)
     tc = pipe.config.train
@@ -362,8 +368,7 @@ def sweep(checkpoint: str | Path, out: str | Path, n_per_class: int = 50,
     from tqdm.auto import tqdm
 
     pipe = Pipeline.from_pretrained(checkpoint)
-    reference = Reference(n_per_class * len(pipe.networks["text"].class_names),
-                          pipe.config.data.data_dir, reference_images=reference_images)
+    reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
     settings = [("nfe", s, n, default_cfg) for s in samplers for n in steps_list]
     settings += [("cfg", "euler", default_steps, c) for c in cfg_list]
     rows = []

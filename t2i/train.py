@@ -250,12 +250,11 @@ class Trainer:
         """A quick evaluation of the EMA weights (see evaluate.py) logged under eval/."""
         from .evaluate import Reference, evaluate_pipeline
 
-        n = self.config.train.eval_n_per_class
+        n, pipe = self.config.train.eval_n_per_class, self.pipeline()
         if self.reference is None:
-            self.reference = Reference(n * len(self.networks["text"].class_names),
-                                       self.config.data.data_dir)
+            self.reference = Reference.for_pipeline(pipe, n)
         s = self.config.sample
-        report = evaluate_pipeline(self.pipeline(), self.reference, n, s.steps, s.cfg, s.sampler)
+        report = evaluate_pipeline(pipe, self.reference, n, s.steps, s.cfg, s.sampler)
         for key in ("accuracy", "fd", "precision", "recall"):
             writer.add_scalar(f"eval/{key}", report[key], self.step)
         log.info("step %d: accuracy %.3f, FD %.2f (real %.2f), precision %.3f, recall %.3f",

@@ -14,6 +14,22 @@ from .config import PRESETS, get_preset
 PRESET_HELP = "; ".join(f"{name}: {fn.__doc__.strip().splitlines()[0]}" for name, fn in PRESETS.items())
 
 
+def add_run_arguments(p: argparse.ArgumentParser, default_preset: str, overrides_help: str) -> None:
+    """What every training command takes: a preset with overrides, a run directory, a time
+    budget, resume and the data directory (`t2i train`, `t2i vae train`)."""
+    p.add_argument("--preset", default=default_preset,
+                   help=f"one of {', '.join(PRESETS)} (default {default_preset})")
+    p.add_argument("overrides", nargs="*", metavar="section.field=value", help=overrides_help)
+    p.add_argument("--out", help="run directory (default runs/PRESET)")
+    p.add_argument("--max-minutes", type=float, help="training-time budget; the LR schedule ends with it")
+    p.add_argument("--resume", help="'latest' (this run's newest checkpoint) or a checkpoint/run path")
+    p.add_argument("--data-dir", help="directory with the dataset files (else $T2I_DATA, cache, system)")
+
+
+def run_dir(args, cfg) -> Path:
+    return Path(args.out or f"runs/{cfg.preset}")
+
+
 def build_config(args):
     cfg = get_preset(args.preset).override(args.overrides)
     if getattr(args, "data_dir", None):
@@ -48,8 +64,7 @@ def cmd_train(args) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc, args.argv)
     cfg = build_config(args)
-    out = Path(args.out or f"runs/{cfg.preset}")
-    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
+    trainer = Trainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
     try:
         final = trainer.train()
     finally:
@@ -82,8 +97,7 @@ def cmd_vae_train(args) -> int:
     from .vae import INFO_FILE, VAETrainer
 
     cfg = build_config(args)
-    out = Path(args.out or f"runs/{cfg.preset}")
-    trainer = VAETrainer(cfg, out, resume=args.resume, progress=not args.quiet)
+    trainer = VAETrainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
     folder = trainer.train()
     info = json.loads((folder / INFO_FILE).read_text())
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; test PSNR "
@@ -245,13 +259,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model from a preset",
                        description=f"Train a model. Presets: {PRESET_HELP}.")
-    t.add_argument("--preset", default="fmnist", help=f"one of {', '.join(PRESETS)} (default fmnist)")
-    t.add_argument("overrides", nargs="*", metavar="section.field=value",
-                   help="typed config overrides, e.g. model.depth=8 train.lr=5e-4")
-    t.add_argument("--out", help="run directory (default runs/PRESET)")
-    t.add_argument("--max-minutes", type=float, help="training-time budget; the LR schedule ends with it")
-    t.add_argument("--resume", help="'latest' (this run's newest checkpoint) or a checkpoint/run path")
-    t.add_argument("--data-dir", help="directory with the dataset files (else $T2I_DATA, cache, system)")
+    add_run_arguments(t, "fmnist", "typed config overrides, e.g. model.depth=8 train.lr=5e-4")
     t.add_argument("--nproc", type=int, help="data-parallel processes on this machine: a shortcut "
                                              "for `torchrun --standalone --nproc_per_node N -m t2i "
                                              "train ...` (train.batch_size is per process)")
@@ -277,13 +285,8 @@ def make_parser() -> argparse.ArgumentParser:
                                      "(loadable with AutoencoderKL.from_pretrained) with its "
                                      "latent scale measured from the data and its test PSNR in "
                                      "t2i_vae.json.")
-    vt.add_argument("--preset", default="fmnist-vae")
-    vt.add_argument("overrides", nargs="*", metavar="section.field=value",
-                    help="e.g. vae.channels=32,64,64 vae.kl_weight=1e-5 train.lr=2e-3")
-    vt.add_argument("--out", help="run directory (default runs/PRESET)")
-    vt.add_argument("--max-minutes", type=float, help="training-time budget")
-    vt.add_argument("--resume", help="'latest' or a checkpoint/run path")
-    vt.add_argument("--data-dir")
+    add_run_arguments(vt, "fmnist-vae", "typed config overrides, e.g. vae.channels=32,64,64 "
+                                        "vae.kl_weight=1e-5 train.lr=2e-3")
     vt.set_defaults(fn=cmd_vae_train)
     vf = vsub.add_parser("figures", help="reconstruction, latent channels and latent noising",
                          description="Write reconstruction.png (with PSNR), latents.png and "

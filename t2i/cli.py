@@ -345,7 +345,7 @@ def make_parser() -> argparse.ArgumentParser:
                                    "prompt; report accuracy, FD, precision and recall in t2i's "
                                    "Fashion-MNIST classifier's feature space, each beside its "
                                    "real-data floor; writes a JSON report (default: "
-                                   "eval-STEPS-SAMPLER-CFG.json beside the checkpoint). "
+                                   "RUN/eval_<checkpoint>_<sampler><steps>_cfg<scale>.json). "
                                    "`t2i eval sweep`: the same over sampling steps per sampler "
                                    "and over CFG scales, to CSV and PNG. `t2i eval readme "
                                    "--reports ...`: regenerate the README's results table. "

@@ -177,7 +177,8 @@ class Reference:
         self.k = k
         test = load_fashion_mnist("test", data_dir)
         m = min(reference_images, len(test))
-        self.features, _ = features_and_predictions(self.classifier, test.batch(torch.arange(m))[0])
+        self.images = test.batch(torch.arange(m))[0]  # in [-1, 1]; also Inception FID's real side
+        self.features, _ = features_and_predictions(self.classifier, self.images)
         self.reference = f"fashion-mnist test ({m} images)"
         train = load_fashion_mnist("train", data_dir)
         idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
@@ -230,8 +231,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     floor = {k: v for k, v in reference.floor.items() if k != "predictions"}
     fid, note = None, "not requested (t2i eval --inception)"
     if inception:
-        test = load_fashion_mnist("test", pipe.config.data.data_dir)
-        fid, note = inception_fid(images, test.batch(torch.arange(len(test)))[0])
+        fid, note = inception_fid(images, reference.images)
     return {
         "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
                      "sampler": sampler, "cfg": cfg, "seed": seed,
@@ -371,9 +371,12 @@ def sweep(checkpoint: str | Path, out: str | Path, n_per_class: int = 50,
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
     settings = [("nfe", s, n, default_cfg) for s in samplers for n in steps_list]
     settings += [("cfg", "euler", default_steps, c) for c in cfg_list]
-    rows = []
+    rows, done = [], {}  # both sweeps meet at (euler, default_steps, default_cfg): evaluate it once
     for kind, sampler, steps, cfg in tqdm(settings, desc="sweep", disable=not progress):
-        r = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed)
+        if (sampler, steps, cfg) not in done:
+            done[sampler, steps, cfg] = evaluate_pipeline(pipe, reference, n_per_class, steps,
+                                                          cfg, sampler, seed)
+        r = done[sampler, steps, cfg]
         rows.append({"sweep": kind, "sampler": sampler, "steps": steps,
                      "nfe": 2 * steps - 1 if sampler == "heun" else steps, "cfg": cfg,
                      **{k: r[k] for k in ("accuracy", "fd", "precision", "recall")}})

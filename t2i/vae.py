@@ -1,7 +1,7 @@
 """Latent codecs: the frozen autoencoder between images and the space the DiT works in.
 
 `load_codec(config)` returns an `IdentityCodec` (pixel space) or an `AutoencoderCodec` over a
-diffusers `AutoencoderKL` — our own, trained here by `train_vae`, or a pretrained one such as
+diffusers `AutoencoderKL` — our own, trained here by `VAETrainer`, or a pretrained one such as
 `stabilityai/sd-vae-ft-mse` — and the rest of t2i only calls `encode` / `decode`:
 
     encode(images [B, C, H, W] in [-1, 1]) -> latents [B, c, h, w], scaled to unit variance
@@ -223,9 +223,10 @@ class VAETrainer:
                                state, self.config.train.keep_last)
 
     def reconstruction_grid(self, images: torch.Tensor):
+        codec = self.codec()
         with torch.no_grad():
             self.vae.eval()
-            recon = self.codec().decode(self.codec().encode(images)).cpu()
+            recon = codec.decode(codec.encode(images)).cpu()
             self.vae.train()
         return make_grid((torch.cat([images, recon]) + 1) / 2, ncol=len(images), scale=2)
 

@@ -79,17 +79,36 @@ def cmd_train(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .data import latent_cache_path, open_latent_cache
+    from .data import cache_root, latent_cache_path, load_dataset, open_latent_cache
+    from .text import PretrainedTextEncoder, build_text_encoder
     from .vae import load_codec
 
     cfg = build_config(args)
-    if not cfg.vae.name:
-        raise ValueError(f"preset {cfg.preset!r} trains in pixel space (vae.name is empty): "
-                         "there is nothing to prepare")
-    codec = load_codec(cfg)
-    data = open_latent_cache(cfg, codec, rebuild=True, force=args.force, progress=not args.quiet)
-    print(f"latent cache {latent_cache_path(cfg)}: {len(data)} latents of shape "
-          f"{'x'.join(map(str, data.shape))} (VAE {cfg.vae.name}, scale {codec.scale:.5g})")
+    done = []
+    if cfg.data.dataset in ("folder", "hf"):
+        from .captioned import image_cache_path, open_image_cache
+
+        data = open_image_cache(cfg.data, rebuild=args.force, progress=not args.quiet)
+        done.append(f"image cache {image_cache_path(cfg.data)}: {len(data)} images of shape "
+                    f"{'x'.join(map(str, data.shape))}")
+    else:
+        data = load_dataset(cfg.data, "train")
+    if cfg.vae.name:
+        codec = load_codec(cfg)
+        latents = open_latent_cache(cfg, codec, data, rebuild=True, force=args.force,
+                                    progress=not args.quiet)
+        done.append(f"latent cache {latent_cache_path(cfg)}: {len(latents)} latents of shape "
+                    f"{'x'.join(map(str, latents.shape))} (VAE {cfg.vae.name}, scale {codec.scale:.5g})")
+    text = build_text_encoder(cfg.text, data.classes)
+    if isinstance(text, PretrainedTextEncoder) and data.classes is not None:
+        info = text.precompute(data.classes.all_captions(), cache_root(cfg.data) / "text")
+        done.append(f"text embeddings of {info['captions']} captions ({cfg.text.encoder}): "
+                    f"{'x'.join(map(str, info['shape']))}, {info['bytes'] / 1e6:.1f} MB, "
+                    f"{info['seconds']:.1f} s{' (already cached)' if info['cached'] else ''}")
+    if not done:
+        raise ValueError(f"preset {cfg.preset!r} needs no cache: pixel space, "
+                         f"{cfg.data.dataset} read directly, text encoder {cfg.text.encoder}")
+    print("\n".join(done))
     return 0
 
 
@@ -144,7 +163,7 @@ def cmd_figures(args) -> int:
     for name in args.only:
         if name == "denoising":
             path = out / "denoising.png"
-            figures.denoising_strip(pipe, pipe.networks["text"].class_names, seed=args.seed,
+            figures.denoising_strip(pipe, pipe.default_prompts(), seed=args.seed,
                                     **kwargs).save(path)
         elif name == "seeds":
             path = figures.seeds_gif(pipe, out / "seeds.gif", seeds=args.seeds, **kwargs)
@@ -175,7 +194,7 @@ def cmd_sample(args) -> int:
     from .pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
-    prompts = read_prompts(args) or pipe.networks["text"].class_names
+    prompts = read_prompts(args) or pipe.default_prompts()
     out = Path(args.out)
     kwargs = dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed)
     images = pipe(prompts, num_per_prompt=args.num_per_prompt, **kwargs)
@@ -201,8 +220,9 @@ def cmd_bench(args) -> int:
 
 def print_report(report: dict) -> None:
     p, floor = report["protocol"], report["real_floor"]
-    print(f"{p['images']} images ({p['steps']} {p['sampler']} steps, CFG {p['cfg']}, "
-          f"{report['sample_img_per_s']:.1f} img/s) against {p['reference']}")
+    print(f"{p['images']} images from the class {p.get('prompts', 'names')} ({p['steps']} "
+          f"{p['sampler']} steps, CFG {p['cfg']}, {report['sample_img_per_s']:.1f} img/s) "
+          f"against {p['reference']}")
     print(f"{'':>12} {'generated':>10} {'real floor':>10}")
     for key in ("accuracy", "fd", "precision", "recall"):
         print(f"{key:>12} {report[key]:10.4f} {floor[key]:10.4f}")
@@ -244,7 +264,8 @@ def cmd_eval(args) -> int:
     report = evaluate.evaluate_checkpoint(args.checkpoint, n_per_class=args.n_per_class,
                                           steps=args.steps, cfg=args.cfg, sampler=args.sampler,
                                           seed=args.seed, inception=args.inception,
-                                          reference_images=args.reference_images)
+                                          reference_images=args.reference_images,
+                                          prompts=args.prompts)
     print_report(report)
     path = Path(args.json) if args.json else evaluate.default_report_path(report)
     path.write_text(json.dumps(report, indent=2))
@@ -265,11 +286,15 @@ def make_parser() -> argparse.ArgumentParser:
                                              "train ...` (train.batch_size is per process)")
     t.set_defaults(fn=cmd_train)
 
-    pr = sub.add_parser("prepare", help="encode the dataset once into a memory-mapped latent cache",
-                        description="Encode the training set through the preset's VAE into "
-                                    "memory-mapped .npy latents with a manifest (data checksum, "
-                                    "VAE, scale, shapes, t2i version). Training reads the cache "
-                                    "(and builds it if missing); a stale cache is rebuilt here.")
+    pr = sub.add_parser("prepare", help="build the caches a preset trains from (images, latents, text)",
+                        description="Build ahead of training what it would otherwise build on "
+                                    "first use: a captioned folder or Hugging Face dataset read "
+                                    "into a memory-mapped image cache (skipping bad images); the "
+                                    "training set encoded through the preset's VAE into "
+                                    "memory-mapped latents with a manifest (data checksum, VAE, "
+                                    "scale, shapes, t2i version); a labelled dataset's captions "
+                                    "encoded by a pretrained text encoder. A stale cache is "
+                                    "rebuilt here.")
     pr.add_argument("--preset", default="fmnist-latent")
     pr.add_argument("overrides", nargs="*", metavar="section.field=value")
     pr.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
@@ -358,6 +383,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--cfg", type=float, default=3.0)
     e.add_argument("--sampler", default="euler", choices=["euler", "heun"])
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--prompts", choices=["names", "heldout"], default="names",
+                   help="prompt each class by its name, or by its held-out paraphrases (never "
+                        "trained on; needs a pretrained text encoder)")
     e.add_argument("--inception", action="store_true",
                    help="also Inception FID via torchmetrics (needs it and its weights)")
     e.add_argument("--json", help="where to write the report")

@@ -31,17 +31,34 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    encoder: str = "onehot"  # onehot (fixed class vector) | learned (trainable class embedding)
+    # none (unconditional) | onehot (fixed class vector) | learned (trainable class embedding)
+    # | minilm (all-MiniLM-L6-v2 from the `text` extra, offline) | any Hugging Face text
+    # encoder by hub id or local folder (CLIP text, T5 encoder, BERT-like): frozen, its
+    # token-level hidden states attended to by the DiT. Class encoders know only class names;
+    # pretrained ones take free text.
+    encoder: str = "onehot"
     dim: int = 64  # token width of the `learned` encoder (onehot is always num_classes wide)
+    max_length: int = 0  # tokens kept per prompt by a pretrained encoder; 0 = what the model allows
     cond_drop: float = 0.1  # per-sample probability of training on the null condition (for CFG)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "fashion-mnist"  # the only dataset of the core; others plug into data.py
-    data_dir: Optional[str] = None  # where the IDX files are; None searches the usual places
+    # fashion-mnist | mnist | cifar10 (class-labelled, captioned from templates) | folder
+    # (images + captions.jsonl/.csv in data_dir) | hf (a Hugging Face dataset: hf_name)
+    dataset: str = "fashion-mnist"
+    data_dir: Optional[str] = None  # the dataset's files (folder: the folder); None searches the usual places
     subset: int = 0  # use only the first N training images (0 = all); `overfit` uses a handful
-    cache_dir: Optional[str] = None  # latent caches (`t2i prepare`); None = the user cache dir
+    cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
+    # folder / hf only: images are resized (shorter side) and centre-cropped to this square
+    image_size: int = 64
+    channels: int = 3  # 3 = RGB, 1 = grayscale
+    hf_name: str = ""  # hub id or local path, e.g. jackyhate/text-to-image-2M
+    hf_config: str = ""  # the dataset's configuration name, if it has several
+    hf_split: str = "train"
+    streaming: bool = False  # read example by example (for datasets too large to download first)
+    image_column: str = ""  # "" = the first of image, img, jpg, png, ... (folder: file, image, ...)
+    caption_column: str = ""  # "" = the first of caption, text, prompt, ...; `json.prompt` reaches into a dict
 
 
 @dataclass(frozen=True)
@@ -274,6 +291,32 @@ def fmnist_paper_latent() -> Config:
     )
 
 
+def fmnist_text() -> Config:
+    """The default CPU recipe with real text: captions from templates and synonyms, encoded by
+    the frozen all-MiniLM-L6-v2 (`pip install 't2i[text]'`); prompts are free text."""
+    base = fmnist()
+    return dataclasses.replace(base, preset="fmnist-text", text=TextConfig(encoder="minilm"))
+
+
+def t2i2m_paper() -> Config:
+    """The flow-matching design's GPU recipe ("stability" run): 64x64 RGB images of
+    jackyhate/text-to-image-2M (streamed once into the image cache) through SD's VAE to 8x8x4,
+    frozen T5-small (128 tokens), width 768, 12 heads, 12 blocks, LR 5e-4 with 5% warm-up and
+    cosine to 10%, 30k steps, effective batch 576 (96 x 6 accumulation on one GPU; on N GPUs
+    set train.grad_accum=6/N), 50 Euler steps."""
+    return Config(
+        preset="t2i2m-paper",
+        model=ModelConfig(width=768, depth=12, heads=12, patch_size=1),
+        text=TextConfig(encoder="google-t5/t5-small", max_length=128),
+        data=DataConfig(dataset="hf", hf_name="jackyhate/text-to-image-2M", streaming=True,
+                        image_size=64, channels=3, image_column="jpg", caption_column="json.prompt"),
+        vae=VAEConfig(name="stabilityai/sd-vae-ft-mse", scale=0.18215, resolution=64),
+        train=TrainConfig(steps=30_000, batch_size=96, grad_accum=6, lr=5e-4, schedule="cosine",
+                          warmup_steps=1500, min_lr_ratio=0.1, sample_every=1000, ckpt_every=1000),
+        sample=SampleConfig(steps=50, cfg=3.0),
+    )
+
+
 PRESETS: dict[str, Callable[[], Config]] = {
     "fmnist": fmnist,
     "debug": debug,
@@ -282,6 +325,8 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "fmnist-vae": fmnist_vae,
     "fmnist-latent": fmnist_latent,
     "fmnist-paper-latent": fmnist_paper_latent,
+    "fmnist-text": fmnist_text,
+    "t2i2m-paper": t2i2m_paper,
 }
 
 

@@ -31,6 +31,7 @@ from .config import Config
 from .data import load_fashion_mnist
 from .pipeline import Pipeline
 from .runtime import matmul_flops
+from .text import move
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,10 @@ class Reference:
     def for_pipeline(cls, pipe: Pipeline, n_per_class: int,
                      reference_images: int = 10_000) -> "Reference":
         """The reference for evaluating `pipe` with n_per_class images per class prompt."""
-        return cls(n_per_class * len(pipe.networks["text"].class_names), pipe.config.data.data_dir,
+        if pipe.config.data.dataset != "fashion-mnist":
+            raise ValueError(f"evaluation judges Fashion-MNIST models (its classifier and test set); "
+                             f"this checkpoint was trained on {pipe.config.data.dataset}")
+        return cls(n_per_class * len(pipe.classes), pipe.config.data.data_dir,
                    reference_images=reference_images)
 
     def score(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -201,28 +205,45 @@ class Reference:
                 "precision": precision, "recall": recall, "predictions": preds}
 
 
+PROMPT_SETS = ("names", "heldout")
+
+
+def class_prompts(pipe: Pipeline, which: str = "names") -> list[list[str]]:
+    """The prompts of each class: its display name ("names"), or its held-out paraphrases,
+    never seen in training ("heldout"; only a pretrained text encoder understands those)."""
+    if which not in PROMPT_SETS:
+        raise ValueError(f"prompts must be one of {PROMPT_SETS}, not {which!r}")
+    classes = pipe.classes
+    return [[n] for n in classes.names] if which == "names" else [list(h) for h in classes.heldout]
+
+
 def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float, sampler: str,
-                       seed: int = 0, batch: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
-    """n_per_class images for each class-name prompt (seeds seed .. seed + n - 1), in [-1, 1],
-    with their labels."""
-    names = pipe.networks["text"].class_names
+                       seed: int = 0, batch: int = 100,
+                       prompts: str = "names") -> tuple[torch.Tensor, torch.Tensor]:
+    """n_per_class images for each class (seeds seed .. seed + n - 1), in [-1, 1], with their
+    labels; a class with several prompts shares its images evenly among them."""
     images = []
-    for name in names:
-        for first in range(0, n_per_class, batch):
-            k = min(batch, n_per_class - first)
-            images.append(pipe([name], steps=steps, cfg=cfg, sampler=sampler, seed=seed + first,
-                               num_per_prompt=k) * 2 - 1)
-    labels = torch.arange(len(names)).repeat_interleave(n_per_class)
+    sets = class_prompts(pipe, prompts)
+    for options in sets:
+        first = 0
+        for i, prompt in enumerate(options):
+            share = n_per_class // len(options) + (i < n_per_class % len(options))
+            for start in range(first, first + share, batch):
+                k = min(batch, first + share - start)
+                images.append(pipe([prompt], steps=steps, cfg=cfg, sampler=sampler,
+                                   seed=seed + start, num_per_prompt=k) * 2 - 1)
+            first += share
+    labels = torch.arange(len(sets)).repeat_interleave(n_per_class)
     return torch.cat(images), labels
 
 
 def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 100,
                       steps: int = 25, cfg: float = 3.0, sampler: str = "euler",
-                      seed: int = 0, inception: bool = False) -> dict:
+                      seed: int = 0, inception: bool = False, prompts: str = "names") -> dict:
     """The evaluation report of a pipeline (see the module doc for the protocol)."""
-    names = pipe.networks["text"].class_names
+    names = pipe.classes.names
     start = time.perf_counter()
-    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed)
+    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed, prompts=prompts)
     seconds = time.perf_counter() - start
     scores = reference.score(images, labels)
     preds = scores.pop("predictions")
@@ -235,6 +256,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     return {
         "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
                      "sampler": sampler, "cfg": cfg, "seed": seed,
+                     "prompts": prompts, "prompt_list": class_prompts(pipe, prompts),
                      "reference": reference.reference,
                      "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",
                      "precision_recall_k": reference.k,
@@ -268,18 +290,21 @@ def inception_fid(images: torch.Tensor, reference_images: torch.Tensor) -> tuple
 
 def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, steps: int = 25,
                         cfg: float = 3.0, sampler: str = "euler", seed: int = 0,
-                        inception: bool = False, reference_images: int = 10_000) -> dict:
+                        inception: bool = False, reference_images: int = 10_000,
+                        prompts: str = "names") -> dict:
     """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes)."""
     from .checkpoint import load_training_state, resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint)
     pipe = Pipeline.from_pretrained(ckpt)
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
-    report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception)
+    report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception,
+                               prompts)
     state, _ = load_training_state(ckpt)
     tc = pipe.config.train
     report["run"] = {"checkpoint": str(ckpt), "preset": pipe.config.preset,
-                     "vae": pipe.config.vae.name or None, "steps": state["step"],
+                     "vae": pipe.config.vae.name or None, "text": pipe.config.text.encoder,
+                     "steps": state["step"],
                      "train_minutes": state["elapsed"] / 60,
                      "train_img_per_s": state["step"] * tc.batch_size * tc.grad_accum / max(state["elapsed"], 1e-9)}
     return report
@@ -312,13 +337,16 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     train_ips = images / train_s
 
     def one_micro_batch():
-        x, labels = trainer.data.batch(trainer.order.next(tc.batch_size))
-        trainer.loss_on(x.to(trainer.device), labels.to(trainer.device)).backward()
+        idx = trainer.order.next(tc.batch_size)
+        x, _ = trainer.data.batch(idx)
+        text = move(trainer.networks["text"].tokenize(trainer.data.captions_of(idx, torch.rand(len(idx)))),
+                    trainer.device)
+        trainer.loss_on(x.to(trainer.device), text).backward()
     train_flops = count_flops(one_micro_batch) / tc.batch_size
     trainer.optimizer.zero_grad(set_to_none=True)
 
     pipe = trainer.pipeline()
-    names = trainer.networks["text"].class_names
+    names = trainer.data.sample_prompts()
     per_prompt = max(1, sample_images // len(names))
     pipe(names[:1], num_per_prompt=2)  # warm-up
     start = time.perf_counter()
@@ -346,9 +374,11 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
 
 
 def default_report_path(report: dict) -> Path:
-    """eval_<checkpoint>_<sampler><steps>_cfg<scale>.json in the checkpoint's run directory."""
+    """eval_<checkpoint>_<sampler><steps>_cfg<scale>[_heldout].json in the checkpoint's run
+    directory."""
     ckpt, p = Path(report["run"]["checkpoint"]), report["protocol"]
-    return ckpt.parent.parent / f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}.json"
+    which = "" if p.get("prompts", "names") == "names" else f"_{p['prompts']}"
+    return ckpt.parent.parent / f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}{which}.json"
 
 
 SWEEP_FIELDS = ["sweep", "sampler", "steps", "nfe", "cfg", "accuracy", "fd", "precision", "recall"]
@@ -426,13 +456,13 @@ RESULTS_BEGIN, RESULTS_END = "<!-- results:begin (t2i eval readme) -->", "<!-- r
 
 def results_table(reports: list[tuple[str, dict]]) -> str:
     """A Markdown table, one row per (file name, report), each figure beside its real floor."""
-    head = ("| preset | CPU min | steps | train img/s | sampling | accuracy (real) | FD (real) "
-            "| precision (real) | recall (real) | report |\n" + "|---" * 10 + "|\n")
+    head = ("| preset | prompts | CPU min | steps | train img/s | sampling | accuracy (real) "
+            "| FD (real) | precision (real) | recall (real) | report |\n" + "|---" * 11 + "|\n")
     rows = []
     for name, r in reports:
         run, p, f = r["run"], r["protocol"], r["real_floor"]
         rows.append(
-            f"| `{run['preset']}` | {run['train_minutes']:.1f} | {run['steps']} | "
+            f"| `{run['preset']}` | {p.get('prompts', 'names')} | {run['train_minutes']:.1f} | {run['steps']} | "
             f"{run['train_img_per_s']:.0f} | {p['sampler']} {p['steps']}, CFG {p['cfg']:g}, "
             f"N={p['images']} | {r['accuracy']:.1%} ({f['accuracy']:.1%}) | {r['fd']:.2f} "
             f"({f['fd']:.2f}) | {r['precision']:.3f} ({f['precision']:.3f}) | {r['recall']:.3f} "

@@ -36,7 +36,7 @@ def denoising_strip(pipe: Pipeline, prompts: list[str], steps: Optional[int] = N
 
 def class_grid(pipe: Pipeline, seed: int, **kwargs) -> torch.Tensor:
     """One image per class name, from the same starting noise (seed) for every class."""
-    return pipe(pipe.networks["text"].class_names, seed=seed, **kwargs)
+    return pipe(pipe.default_prompts(), seed=seed, **kwargs)
 
 
 def seeds_gif(pipe: Pipeline, path: str | Path, seeds: int = 12, frame_ms: int = 500,
@@ -76,7 +76,7 @@ def noise_levels(config, levels: int = 8, seed: int = 0) -> Image.Image:
     """One test image per class, at t = 1 (data) down to t = 0 (noise) along the training
     interpolation x_t = (1 - t) noise + t x, in pixel space."""
     data = load_dataset(config.data, "test")
-    idx = torch.stack([(data.labels == c).nonzero()[0, 0] for c in range(len(data.class_names))])
+    idx = torch.stack([(data.labels == c).nonzero()[0, 0] for c in range(len(data.classes))])
     x, _ = data.batch(idx)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
     ts = torch.linspace(1, 0, levels)

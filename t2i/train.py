@@ -29,12 +29,12 @@ from torch import nn
 from .checkpoint import (load_config, load_weights, pack_training_state, resolve_checkpoint,
                          restore_training_state, save_checkpoint)
 from .config import Config
-from .data import EpochSampler, ImageDataset, load_dataset, open_latent_cache
+from .data import EpochSampler, ImageDataset, cache_root, load_dataset, open_latent_cache
 from .images import make_grid
 from .objectives import build_objective, interpolate
 from .pipeline import Pipeline, build_networks
 from .runtime import autocast, init_distributed, main_process_first, rank_and_world, resolve_precision
-from .text import drop_condition
+from .text import PretrainedTextEncoder, drop_condition, move
 from .vae import load_codec
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,10 @@ class Denoiser(nn.Module):
         super().__init__()
         self.networks = networks
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
-                drop: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_inputs, drop: torch.Tensor) -> torch.Tensor:
         text = self.networks["text"]
-        tokens, mask = text.encode_labels(labels)
-        tokens, mask = drop_condition(tokens, mask, *text.null(len(labels)), drop)
+        tokens, mask = text(text_inputs)
+        tokens, mask = drop_condition(tokens, mask, *text.null(len(x_t)), drop)
         return self.networks["dit"](x_t, t, tokens, mask)
 
 
@@ -143,6 +142,11 @@ class Trainer:
                 data = open_latent_cache(config, self.codec, progress=progress and self.is_main)
         self.data = data if data is not None else load_dataset(config.data, "train")
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
+        text = self.networks["text"]
+        if isinstance(text, PretrainedTextEncoder) and self.data.classes is not None:
+            # A labelled dataset's captions are a small finite set: encode them once.
+            self.text_cache = text.precompute(self.data.classes.all_captions(),
+                                              cache=cache_root(config.data) / "text")
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
         self.optimizer = torch.optim.AdamW(self.networks.parameters(), lr=tc.lr,
@@ -185,7 +189,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
 
-    def loss_on(self, x: torch.Tensor, labels: torch.Tensor, global_batch: int = 0,
+    def loss_on(self, x: torch.Tensor, text_inputs, global_batch: int = 0,
                 part: slice = slice(None)) -> torch.Tensor:
         """The objective's loss on one micro-batch, with per-sample condition dropout. The
         random draws are made for the whole `global_batch` and sliced to this rank's `part`
@@ -195,7 +199,7 @@ class Trainer:
         noise = torch.randn(n, *x.shape[1:], device=x.device)[part]
         t = self.objective.sample_t(n, x.device)[part]
         with autocast(self.device, self.dtype):
-            pred = self.model(interpolate(x, noise, t), t, labels, drop.to(x.device))
+            pred = self.model(interpolate(x, noise, t), t, text_inputs, drop.to(x.device))
         return self.objective.loss(pred, x, noise, t)
 
     def train_step(self) -> dict:
@@ -206,11 +210,14 @@ class Trainer:
         global_batch = tc.batch_size * self.world
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
         for micro in range(tc.grad_accum):
-            x, labels = self.data.batch(self.order.next(global_batch)[part])
+            idx, u = self.order.next(global_batch)[part], torch.rand(global_batch)[part]
+            x, _ = self.data.batch(idx)
+            # One of each example's captions, encoded by the frozen part of the text encoder.
+            text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
             # With DDP, gradients are all-reduced once, on the last micro-batch.
             sync = micro == tc.grad_accum - 1 or self.world == 1
             with contextlib.nullcontext() if sync else self.model.no_sync():
-                loss = self.loss_on(x.to(self.device), labels.to(self.device), global_batch, part)
+                loss = self.loss_on(x.to(self.device), text_inputs, global_batch, part)
                 self.scaler.scale(loss / tc.grad_accum).backward()
             total += loss.item() / tc.grad_accum
         self.scaler.unscale_(self.optimizer)
@@ -229,7 +236,7 @@ class Trainer:
 
     def sample_grid(self, seeds: int = 2):
         """One column per class, one row per seed, from the EMA weights."""
-        names = self.networks["text"].class_names
+        names = self.data.sample_prompts()
         images = self.pipeline()(names, num_per_prompt=seeds, seed=0)  # (P*S, C, H, W), by prompt
         c, h, w = images.shape[1:]
         by_seed = images.view(len(names), seeds, c, h, w).transpose(0, 1).reshape(-1, c, h, w)

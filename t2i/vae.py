@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .checkpoint import (load_weights, pack_training_state, resolve_checkpoint,
                          restore_training_state, save_checkpoint)
 from .config import Config, VAEConfig
-from .data import EpochSampler, dataset_info, load_dataset
+from .data import DataError, EpochSampler, dataset_info, load_dataset
 from .images import make_grid
 from .runtime import resolve_device
 
@@ -277,7 +277,11 @@ class VAETrainer:
         codec = self.codec()
         scale = measure_scale(codec, self.data.batch(self.order.perm[:5000])[0])
         codec.scale = scale
-        test = load_dataset(self.config.data, "test")
+        try:
+            test = load_dataset(self.config.data, "test")
+        except DataError:  # a captioned folder or HF dataset has no test split
+            log.warning("no test split: the PSNR is measured on training images")
+            test = self.data
         test = test.batch(torch.arange(min(eval_images, len(test))))[0]
         psnr = reconstruction_psnr(codec, test)
         grid = self.reconstruction_grid(shown)

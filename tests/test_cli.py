@@ -117,11 +117,11 @@ def test_prepare_builds_the_latent_cache_and_refuses_pixel_presets(tmp_path, tin
     args = ["-q", "prepare", "--preset", "debug", f"vae.name={tiny_vae_dir}", "model.patch_size=2",
             f"data.cache_dir={cache}"]
     assert main(args) == 0
-    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest = json.loads((cache / "latents" / "manifest.json").read_text())
     assert manifest["count"] == 512 and manifest["latent_shape"] == [4, 8, 8]
     assert "512 latents of shape 4x8x8" in capsys.readouterr().out
     assert main(["-q", "prepare", "--preset", "debug"]) == 2
-    assert "pixel space" in capsys.readouterr().err
+    assert "needs no cache" in capsys.readouterr().err
 
 
 def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir):

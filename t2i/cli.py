@@ -208,6 +208,26 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .web import Limits, serve
+
+    limits = Limits(max_steps=args.max_steps, max_images=args.max_images,
+                    concurrency=args.concurrency, queue_size=args.queue_size)
+    app = serve(args.checkpoint, args.host, args.port, args.share, args.device, limits,
+                block=not args.load_test)
+    if args.load_test:
+        import json
+
+        from .web import load_test
+
+        report = load_test(f"http://{args.host}:{args.port}/", args.load_test,
+                           prompt=args.load_prompt, steps=args.load_steps)
+        app.close()
+        print(json.dumps(report, indent=2))
+        return 1 if report["errors"] else 0
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .evaluate import benchmark
 
@@ -353,6 +373,28 @@ def make_parser() -> argparse.ArgumentParser:
     f.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's config)")
     f.add_argument("--cfg", type=float, help="guidance scale (default: the checkpoint's config)")
     f.set_defaults(fn=cmd_figures)
+
+    d = sub.add_parser("demo", help="web demo: type a prompt, watch the image form",
+                       description="Serve a Gradio app (pip install 't2i[demo]') over a checkpoint: "
+                                   "prompt, steps, CFG, seed, sampler, number of images and update "
+                                   "interval; the image updates as it denoises. Inputs are checked "
+                                   "on the server; requests queue (bounded) and run --concurrency "
+                                   "at a time.")
+    d.add_argument("--checkpoint", help="checkpoint or run directory (default: the newest run under runs/)")
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    d.add_argument("--port", type=int, default=7860)
+    d.add_argument("--share", action="store_true", help="also a temporary public link through Gradio")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--max-steps", type=int, default=100, help="largest number of sampling steps accepted")
+    d.add_argument("--max-images", type=int, default=16, help="largest number of images per request")
+    d.add_argument("--concurrency", type=int, default=1, help="generations run at once")
+    d.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more are refused")
+    d.add_argument("--load-test", type=int, default=0, metavar="N",
+                   help="start the app, send N concurrent requests through its API, print latency "
+                        "percentiles and memory, and exit")
+    d.add_argument("--load-prompt", default="a bag", help="load test: the prompt")
+    d.add_argument("--load-steps", type=int, default=25, help="load test: sampling steps")
+    d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("bench", help="training and sampling throughput, FLOP utilisation",
                        description="Measure training img/s, sampling img/s and model FLOP "

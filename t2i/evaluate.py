@@ -237,6 +237,18 @@ def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float,
     return torch.cat(images), labels
 
 
+def per_prompt_accuracy(sets: list[list[str]], n_per_class: int, labels: torch.Tensor,
+                        preds: torch.Tensor) -> dict[str, float]:
+    """Accuracy of each prompt, given images laid out as `generate_per_class` makes them."""
+    out, start = {}, 0
+    for options in sets:
+        for i, prompt in enumerate(options):
+            share = n_per_class // len(options) + (i < n_per_class % len(options))
+            out[prompt] = (preds[start:start + share] == labels[start:start + share]).double().mean().item()
+            start += share
+    return out
+
+
 def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 100,
                       steps: int = 25, cfg: float = 3.0, sampler: str = "euler",
                       seed: int = 0, inception: bool = False, prompts: str = "names") -> dict:
@@ -264,6 +276,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
                                    "the same way"},
         **scores,
         "per_class": {n: c for n, c in zip(names, (confusion.diag() / n_per_class).tolist())},
+        "per_prompt": per_prompt_accuracy(class_prompts(pipe, prompts), n_per_class, labels, preds),
         "confusion": confusion.tolist(),
         "real_floor": floor,
         "inception_fid": fid, "inception_note": note,

@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import torch
 
+from .text import pad_tokens
+
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
 
@@ -77,8 +79,12 @@ def cfg(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, torch.T
     tokens, mask = cond
     if scale == 1.0:
         return lambda x, t: velocity(x, t, tokens, mask)
-    both_tokens = torch.cat([tokens, null[0]])
-    both_mask = torch.cat([mask, null[1]])
+    # One batch needs one length: pad the shorter sequences with masked tokens.
+    length = max(tokens.shape[1], null[0].shape[1])
+    tokens, mask = pad_tokens(tokens, mask, length)
+    null_tokens, null_mask = pad_tokens(*null, length)
+    both_tokens = torch.cat([tokens, null_tokens.to(tokens.dtype)])
+    both_mask = torch.cat([mask, null_mask])
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_cond, v_uncond = velocity(torch.cat([x, x]), torch.cat([t, t]),

@@ -234,6 +234,7 @@ class PretrainedTextEncoder(TextEncoder):
         self.batch = batch
         self._index: dict[str, int] = {}
         self._table: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._null: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     def _apply(self, fn, *args, **kwargs):
         self._model.module._apply(fn)  # .to(device) moves the frozen encoder too
@@ -323,7 +324,9 @@ class PretrainedTextEncoder(TextEncoder):
         return inputs
 
     def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens, mask = move(self.tokenize([""]), self.device)
+        if self._null is None:  # encoded once: training asks for it every step
+            self._null = self._encode([""])
+        tokens, mask = move(self._null, self.device)
         return tokens.expand(batch, -1, -1), mask.expand(batch, -1)
 
 

@@ -37,3 +37,38 @@ def latent_config(debug_config, tiny_vae_dir, tmp_path):
     """`debug` in the tiny VAE's latent space, with its latent cache under tmp_path."""
     return debug_config.override([f"vae.name={tiny_vae_dir}", "model.patch_size=2",
                                   f"data.cache_dir={tmp_path / 'cache'}"])
+
+
+WORDS = "a an the photo of picture bag sneaker running shoes dress coat long prompt about much".split()
+
+
+@pytest.fixture(scope="session")
+def tiny_text_models(tmp_path_factory):
+    """A random 1-layer BERT, CLIP text model and T5 encoder (width 32) sharing a tiny
+    WordPiece tokenizer, each saved as a pretrained folder."""
+    from transformers import (BertConfig, BertModel, BertTokenizerFast, CLIPTextConfig,
+                              CLIPTextModel, T5Config, T5EncoderModel)
+
+    root = tmp_path_factory.mktemp("text")
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    n = len(WORDS) + 5
+    torch.manual_seed(0)
+    models = {
+        "bert": BertModel(BertConfig(vocab_size=n, hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=37,
+                                     max_position_embeddings=64)),
+        "clip": CLIPTextModel(CLIPTextConfig(vocab_size=n, hidden_size=32, intermediate_size=37,
+                                             num_hidden_layers=1, num_attention_heads=2,
+                                             max_position_embeddings=16, bos_token_id=2,
+                                             eos_token_id=3, pad_token_id=0)),
+        "t5": T5EncoderModel(T5Config(vocab_size=n, d_model=32, d_kv=16, d_ff=37, num_layers=1,
+                                      num_heads=2)),
+    }
+    paths = {}
+    for name, model in models.items():
+        paths[name] = root / name
+        model.save_pretrained(str(paths[name]))
+        tokenizer.save_pretrained(str(paths[name]))
+    return paths

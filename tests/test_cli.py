@@ -29,7 +29,7 @@ def test_train_then_sample_on_debug(tmp_path, capsys):
     assert (out2 / "000_001.png").read_bytes() == first  # same seed, same image
 
 
-REPORT_KEYS = {"protocol", "accuracy", "fd", "precision", "recall", "per_class", "confusion",
+REPORT_KEYS = {"protocol", "accuracy", "fd", "precision", "recall", "per_class", "per_prompt", "confusion",
                "real_floor", "inception_fid", "inception_note", "sample_img_per_s",
                "classifier_test_accuracy", "run"}
 
@@ -48,6 +48,7 @@ def test_eval_report_schema_table_and_default_path(tmp_path, capsys):
         assert isinstance(data[key], float) and isinstance(data["real_floor"][key], float)
     assert data["real_floor"]["fd"] < data["fd"]  # two training steps are far from real data
     assert [sum(row) for row in data["confusion"]] == [3] * 10
+    assert data["per_prompt"] == pytest.approx(data["per_class"])  # one prompt per class: its name
     assert data["accuracy"] == pytest.approx(sum(r[i] for i, r in enumerate(data["confusion"])) / 30)
     assert data["run"]["preset"] == "debug" and data["run"]["steps"] == 2
     assert data["inception_fid"] is None and "not requested" in data["inception_note"]

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from t2i import data
+from t2i.config import DataConfig
 from t2i.data import (DataError, LatentDataset, find_fashion_mnist, latent_cache_path,
                       load_fashion_mnist, open_latent_cache, parse_idx, read_idx)
 from t2i.vae import load_codec
@@ -178,3 +179,71 @@ def test_interrupted_prepare_leaves_no_cache(latent_config):
         open_latent_cache(latent_config.override(["data.subset=1000"]), codec, progress=False)
     path = latent_cache_path(latent_config)
     assert not path.exists() and not any(path.parent.iterdir())
+
+
+# ----------------------------------------------------------------------------- MNIST, CIFAR-10
+
+def test_mnist_downloads_and_has_digit_captions(tmp_path, monkeypatch, server):
+    www, url = server
+    rng = np.random.default_rng(1)
+    files = {"train-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 255, (5, 28, 28))),
+             "train-labels-idx1-ubyte.gz": idx_bytes(np.array([7, 1, 0, 9, 3])),
+             "t10k-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 255, (2, 28, 28))),
+             "t10k-labels-idx1-ubyte.gz": idx_bytes(np.array([2, 2]))}
+    monkeypatch.setattr(data, "MNIST_FILES", {k: (None, len(v)) for k, v in files.items()})
+    for name, raw in files.items():
+        (www / name).write_bytes(gzip.compress(raw))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("T2I_DATA", raising=False)
+    monkeypatch.setenv("T2I_MNIST_MIRROR", url)
+    ds = data.load_dataset(DataConfig(dataset="mnist"))
+    assert ds.images.shape == (5, 1, 28, 28) and ds.classes.names[7] == "7"
+    assert "the digit 7" in ds.classes.training_captions()[7]
+    # A file of the wrong size is refused before it lands.
+    (www / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([1, 2, 3]))))
+    (tmp_path / "cache" / "t2i" / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="t10k-labels"):
+        data.find_idx_dataset("mnist")
+
+
+def cifar_archive(path, per_batch=2):
+    """A CIFAR-10-shaped tar.gz: five training batches and a test batch of `per_batch` images."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+            batch = {b"data": rng.integers(0, 255, (per_batch, 3072)).astype(np.uint8),
+                     b"labels": [(k + j) % 10 for j in range(per_batch)]}
+            raw = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+
+
+def test_cifar10_downloads_unpacks_and_reads(tmp_path, monkeypatch, server):
+    www, url = server
+    cifar_archive(www / "cifar.tar.gz")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("T2I_DATA", raising=False)
+    monkeypatch.setenv("T2I_CIFAR10_URL", url + "cifar.tar.gz")
+    train = data.load_dataset(DataConfig(dataset="cifar10"))
+    assert train.images.shape == (10, 3, 32, 32) and train.labels.tolist()[:4] == [0, 1, 1, 2]
+    assert train.classes.names[3] == "cat" and len(data.load_dataset(DataConfig(dataset="cifar10"), "test")) == 2
+    assert data.dataset_info(DataConfig(dataset="cifar10"))["shape"] == (3, 32, 32)
+    assert not list((tmp_path / "cache" / "t2i" / "cifar10").glob("*.tar.gz"))  # unpacked, removed
+
+
+def test_cifar10_batches_cannot_run_code(tmp_path):
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}))
+    with pytest.raises(DataError, match="refusing to load posix.system|refusing to load os.system"):
+        data.read_cifar_batch(path)

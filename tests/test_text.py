@@ -7,41 +7,6 @@ from t2i.model import DiT
 from t2i.text import (ClassTextEncoder, NoText, PretrainedTextEncoder, build_text_encoder,
                       drop_condition, pad_tokens)
 
-WORDS = "a an the photo of picture bag sneaker running shoes dress coat long prompt about much".split()
-
-
-@pytest.fixture(scope="session")
-def tiny_text_models(tmp_path_factory):
-    """A random 1-layer BERT, CLIP text model and T5 encoder (width 32) sharing a tiny
-    WordPiece tokenizer, each saved as a pretrained folder."""
-    from transformers import (BertConfig, BertModel, BertTokenizerFast, CLIPTextConfig,
-                              CLIPTextModel, T5Config, T5EncoderModel)
-
-    root = tmp_path_factory.mktemp("text")
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
-    n = len(WORDS) + 5
-    torch.manual_seed(0)
-    models = {
-        "bert": BertModel(BertConfig(vocab_size=n, hidden_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=37,
-                                     max_position_embeddings=64)),
-        "clip": CLIPTextModel(CLIPTextConfig(vocab_size=n, hidden_size=32, intermediate_size=37,
-                                             num_hidden_layers=1, num_attention_heads=2,
-                                             max_position_embeddings=16, bos_token_id=2,
-                                             eos_token_id=3, pad_token_id=0)),
-        "t5": T5EncoderModel(T5Config(vocab_size=n, d_model=32, d_kv=16, d_ff=37, num_layers=1,
-                                      num_heads=2)),
-    }
-    paths = {}
-    for name, model in models.items():
-        paths[name] = root / name
-        model.save_pretrained(str(paths[name]))
-        tokenizer.save_pretrained(str(paths[name]))
-    return paths
-
-
 def enc(kind="onehot"):
     return ClassTextEncoder(kind, FASHION_MNIST, dim=16)
 
@@ -182,3 +147,12 @@ def test_frozen_encoder_is_shared_by_copies_and_follows_to(tiny_text_models):
 def test_missing_encoder_is_a_clear_error(tmp_path):
     with pytest.raises(OSError, match="cannot load the text encoder"):
         PretrainedTextEncoder(str(tmp_path / "nothing-here"))
+
+
+def test_minilm_loads_offline_from_its_package():
+    e = build_text_encoder(TextConfig(encoder="minilm"), None)
+    tokens, mask = e.encode(["running shoes", "a bag"])
+    assert e.dim == 384 and tokens.shape[0] == 2 and mask.sum(1).tolist() == [4, 4]
+    same = torch.nn.functional.cosine_similarity(tokens[0, 1:3].mean(0), e.encode(["sneakers"])[0][0, 1:-1].mean(0), dim=0)
+    other = torch.nn.functional.cosine_similarity(tokens[1, 1:3].mean(0), e.encode(["sneakers"])[0][0, 1:-1].mean(0), dim=0)
+    assert same > other  # a real sentence encoder: shoes are closer to sneakers than a bag is

@@ -105,3 +105,50 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
                  "train.steps=6", "train.ckpt_every=2", "train.device=cpu", "train.precision=fp32",
                  "--resume", "latest"]) == 0
     assert (two / "checkpoints" / "latest").read_text().strip() == "step_0000006"
+
+
+@pytest.mark.parametrize("encoder", ["none", "learned", "bert"])
+def test_each_text_encoder_trains_and_samples(tmp_path, debug_config, tiny_data, tiny_text_models,
+                                              encoder):
+    from t2i.pipeline import Pipeline
+
+    name = str(tiny_text_models["bert"]) if encoder == "bert" else encoder
+    cfg = _with(debug_config.override([f"text.encoder={name}", f"data.cache_dir={tmp_path / 'cache'}"]),
+                steps=3, batch_size=8)
+    trainer = Trainer(cfg, tmp_path / "run", data=tiny_data, progress=False)
+    before = [p.clone() for p in trainer.networks.parameters()]
+    trainer.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.networks.parameters()))
+    pipe = Pipeline.from_pretrained(tmp_path / "run", device="cpu")
+    prompts = ["a bag", "Sneaker"] if encoder == "learned" else ["shoes for running", ""]
+    images = pipe(prompts, steps=2, num_per_prompt=2)
+    assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
+    if encoder == "bert":  # the caption set was encoded once and cached
+        assert trainer.text_cache["captions"] > 100
+        assert len(list((tmp_path / "cache" / "text").glob("text-*.safetensors"))) == 1
+
+
+def test_captioned_folder_trains_with_a_pretrained_encoder(tmp_path, debug_config, tiny_text_models):
+    import json
+
+    from PIL import Image
+
+    from t2i.pipeline import Pipeline
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    colours = ["red", "blue", "green", "white"]
+    for c in colours:
+        Image.new("RGB", (24, 20), c).save(folder / f"{c}.png")
+    (folder / "captions.jsonl").write_text("".join(json.dumps({"file": f"{c}.png", "caption": f"a {c} photo"}) + "\n"
+                                                   for c in colours))
+    cfg = _with(debug_config.override([
+        "data.dataset=folder", f"data.data_dir={folder}", "data.image_size=16", "data.subset=0",
+        f"data.cache_dir={tmp_path / 'cache'}", f"text.encoder={tiny_text_models['bert']}",
+        "model.patch_size=4"]), steps=3, batch_size=4)
+    Trainer(cfg, tmp_path / "run", progress=False).train()
+    assert (tmp_path / "run" / "samples").is_dir()  # the final grid used the dataset's captions
+    pipe = Pipeline.from_pretrained(tmp_path / "run", device="cpu")
+    assert pipe(["a photo of a long coat"], steps=2).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="free-form captions"):
+        pipe.default_prompts()

@@ -21,8 +21,6 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .checkpoint import atomic_directory
 from .data import DataError, ImageDataset, cache_root
 
 log = logging.getLogger(__name__)
@@ -205,11 +204,9 @@ def build_image_cache(path: Path, records: Iterator[Record], count: int | None, 
     temporary folder and renamed into place, so an interrupted build leaves nothing)."""
     from tqdm.auto import tqdm
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part-"))
     skipped: Counter = Counter()
     captions: list[list[str]] = []
-    try:
+    with atomic_directory(path) as tmp:
         with open(tmp / "images.u8", "wb") as out:
             for name, load, caps in tqdm(records, total=count, desc="reading images", unit="img",
                                          disable=not progress):
@@ -234,12 +231,6 @@ def build_image_cache(path: Path, records: Iterator[Record], count: int | None, 
                     "skipped": dict(skipped)}
         (tmp / "captions.json").write_text(json.dumps(captions))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     if skipped:
         log.warning("skipped %d of %d images: %s", sum(skipped.values()),
                     sum(skipped.values()) + len(captions),

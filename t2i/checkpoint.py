@@ -14,12 +14,13 @@ either the old set or the new one, never a half-written checkpoint that looks co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -35,6 +36,25 @@ def _write_text_atomic(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path` to fill. If the block completes, the folder
+    replaces `path` (an old one is first renamed aside, then deleted); if it fails, the folder
+    is deleted. Readers never see a half-written checkpoint or cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part-"))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+            os.replace(path, old / path.name)
+            shutil.rmtree(old)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -69,20 +89,13 @@ def save_checkpoint(run_dir: Path, step: int, config: Config, model: dict[str, t
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
-    try:
+    with atomic_directory(final) as tmp:
         (tmp / "config.json").write_text(config.to_json())
         save_file(_cpu(model), tmp / "model.safetensors")
         save_file(_cpu(ema), tmp / "ema.safetensors")
         if extra_tensors:
             save_file(_cpu(extra_tensors), tmp / "state.safetensors")
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     _write_text_atomic(root / LATEST, final.name)
     if keep_last:
         for old in sorted(root.glob("step_*"))[:-keep_last]:

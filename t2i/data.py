@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import pickle
-import shutil
 import struct
 import tarfile
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from .captions import CIFAR10, FASHION_MNIST, MNIST, Classes
+from .checkpoint import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -454,9 +454,7 @@ def build_latent_cache(path: Path, manifest: dict, codec, data: ImageDataset, ba
     """Encode `data` through `codec` into a new cache at `path` (replacing any old one)."""
     from tqdm.auto import tqdm
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part-"))
-    try:
+    with atomic_directory(path) as tmp:
         latents = np.lib.format.open_memmap(tmp / "latents.npy", mode="w+", dtype=np.float32,
                                             shape=(len(data), *codec.latent_shape))
         for i in tqdm(range(0, len(data), batch), desc="encoding latents", unit="batch",
@@ -467,14 +465,6 @@ def build_latent_cache(path: Path, manifest: dict, codec, data: ImageDataset, ba
         del latents
         np.save(tmp / "labels.npy", np.asarray(data.labels))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.replace(path, old / "cache")
-            shutil.rmtree(old)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 

@@ -11,6 +11,7 @@ exhausting memory. This module imports only the pipeline side of t2i.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -89,9 +90,10 @@ def newest_checkpoint(root: str | Path = "runs") -> Path:
     return max(runs, key=lambda r: (r / "checkpoints" / "latest").stat().st_mtime)
 
 
-def grid(images: torch.Tensor) -> Image.Image:
-    n = len(images)
-    return make_grid(images, ncol=min(n, 4), scale=max(1, 256 // (images.shape[-1] * min(n, 4))))
+def grid(images: torch.Tensor, width: int = 448) -> Image.Image:
+    """A near-square grid, upscaled (nearest) to about `width` pixels: 28x28 images are tiny."""
+    ncol = math.ceil(math.sqrt(len(images)))
+    return make_grid(images, ncol=ncol, scale=max(1, width // (images.shape[-1] * ncol)))
 
 
 class Demo:
@@ -181,7 +183,7 @@ def build_app(demo: Demo):
                     every = gr.Slider(1, 25, value=1, step=1, label="Update every N steps")
             with gr.Column():
                 image = gr.Image(label="Image", type="pil", format="png", elem_id="result",
-                                 interactive=False)
+                                 interactive=False, height=460)
                 status = gr.Markdown(elem_id="status")
         inputs = [prompt, steps, cfg, seed, sampler, images, every]
         for trigger in (button.click, prompt.submit):

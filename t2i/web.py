@@ -163,7 +163,9 @@ def build_app(demo: Demo):
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
-    with gr.Blocks(title="t2i") as app:
+    # Every streamed frame becomes a file in Gradio's cache: delete those older than an hour,
+    # hourly, so a long-running demo does not fill the disk.
+    with gr.Blocks(title="t2i", delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"## t2i — {pipe.config.preset}\nType a prompt and watch the image form "
                     f"from noise. {hint}")
         with gr.Row():

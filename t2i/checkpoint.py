@@ -128,7 +128,9 @@ def load_config(ckpt: Path) -> Config:
 
 
 def load_weights(ckpt: Path, which: str = "ema") -> dict[str, torch.Tensor]:
-    return load_file(Path(ckpt) / f"{which}.safetensors")
+    weights = load_file(Path(ckpt) / f"{which}.safetensors")
+    # Checkpoints written before the U-Net joined called the backbone "dit".
+    return {("backbone." + k[4:] if k.startswith("dit.") else k): v for k, v in weights.items()}
 
 
 def load_training_state(ckpt: Path) -> tuple[dict, Optional[dict[str, torch.Tensor]]]:

@@ -353,7 +353,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="sample k of every prompt starts from seed + k")
     s.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's config)")
     s.add_argument("--cfg", type=float, help="guidance scale, 1 = off (default: the checkpoint's config)")
-    s.add_argument("--sampler", choices=["euler", "heun"], help="ODE solver (default: the config's)")
+    s.add_argument("--sampler", choices=["euler", "heun", "ddim", "ddpm"],
+                   help="euler/heun: ODE on a uniform grid; ddim: ODE on the cosine grid; ddpm: "
+                        "ancestral (stochastic) on the cosine grid (default: the config's)")
     s.add_argument("--out", default="samples", help="output directory (default samples/)")
     s.add_argument("--strip", action="store_true", help="also write strip.png: the denoising steps")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -423,7 +425,7 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
     e.add_argument("--steps", type=int, default=25)
     e.add_argument("--cfg", type=float, default=3.0)
-    e.add_argument("--sampler", default="euler", choices=["euler", "heun"])
+    e.add_argument("--sampler", default="euler", choices=["euler", "heun", "ddim", "ddpm"])
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--prompts", choices=["names", "heldout"], default="names",
                    help="prompt each class by its name, or by its held-out paraphrases (never "

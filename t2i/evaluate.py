@@ -31,7 +31,6 @@ from .config import Config
 from .data import load_fashion_mnist
 from .pipeline import Pipeline
 from .runtime import matmul_flops
-from .text import move
 
 log = logging.getLogger(__name__)
 
@@ -350,11 +349,8 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     train_ips = images / train_s
 
     def one_micro_batch():
-        idx = trainer.order.next(tc.batch_size)
-        x, _ = trainer.data.batch(idx)
-        text = move(trainer.networks["text"].tokenize(trainer.data.captions_of(idx, torch.rand(len(idx)))),
-                    trainer.device)
-        trainer.loss_on(x.to(trainer.device), text).backward()
+        trainer.loss_on(*trainer.micro_batch(trainer.order.next(tc.batch_size),
+                                             torch.rand(tc.batch_size))).backward()
     train_flops = count_flops(one_micro_batch) / tc.batch_size
     trainer.optimizer.zero_grad(set_to_none=True)
 
@@ -371,7 +367,7 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     peak = max(device_peaks.values())
     return {
         "preset": config.preset,
-        "params_M": trainer.networks["dit"].num_params() / 1e6,
+        "params_M": trainer.networks["backbone"].num_params() / 1e6,
         "precision": precision,
         "peak_fp32_GFLOPs": device_peaks["fp32"] / 1e9,
         "peak_bf16_GFLOPs": device_peaks["bf16"] / 1e9,

@@ -1,4 +1,5 @@
-"""A diffusion transformer (DiT) with cross-attention to text tokens and adaLN-Zero.
+"""Backbones: a diffusion transformer (DiT) with cross-attention to text tokens and adaLN-Zero
+(the default), and a U-Net with cross-attention (`UNet`, diffusers).
 
 forward(x_t, t, tokens, mask) -> raw prediction with the shape of x_t. The model knows no noise
 schedule, loss or guidance: what the prediction means (velocity, clean image, ...) is the
@@ -43,13 +44,25 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
-class Attention(nn.Module):
-    """Multi-head attention through SDPA (FlashAttention / memory-efficient kernels on GPUs)."""
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Kernelised attention (Katharopoulos et al. 2020): softmax(q k^T) v is replaced by
+    phi(q) (phi(k)^T v), normalised by phi(q) sum_j phi(k_j), with phi = elu + 1 > 0. Summing
+    phi(k)^T v first costs O(N d^2) instead of O(N^2 d): linear in the number of tokens."""
+    q, k = F.elu(q.float()) + 1, F.elu(k.float()) + 1  # (B, H, N, hd)
+    kv = torch.einsum("bhnd,bhne->bhde", k, v.float())  # (B, H, hd, hd)
+    norm = torch.einsum("bhnd,bhd->bhn", q, k.sum(2)).clamp(min=1e-6)  # (B, H, N)
+    return (torch.einsum("bhnd,bhde->bhne", q, kv) / norm[..., None]).to(v.dtype)
 
-    def __init__(self, dim: int, heads: int, cross: bool = False):
+
+class Attention(nn.Module):
+    """Multi-head attention through SDPA (FlashAttention / memory-efficient kernels on GPUs),
+    or linear attention (self-attention only: the text has few tokens)."""
+
+    def __init__(self, dim: int, heads: int, cross: bool = False, linear: bool = False):
         super().__init__()
         self.heads = heads
         self.cross = cross
+        self.linear = linear and not cross
         if cross:
             self.q = nn.Linear(dim, dim)
             self.kv = nn.Linear(dim, 2 * dim)
@@ -68,7 +81,10 @@ class Attention(nn.Module):
         else:
             q, k, v = self.qkv(x).view(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
             attn_mask = None
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        if self.linear:
+            out = linear_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(B, N, D))
 
 
@@ -76,10 +92,10 @@ class Block(nn.Module):
     """adaLN-Zero block: self-attention, cross-attention to text, MLP; each residual branch is
     shifted/scaled by the conditioning and multiplied by a gate that starts at zero."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, linear: bool = False):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, linear=linear)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.cross = Attention(dim, heads, cross=True)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -115,7 +131,10 @@ class DiT(nn.Module):
         self.t_embed = nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
         self.text_proj = nn.Linear(text_dim, D)
         self.text_pool = nn.Sequential(nn.SiLU(), nn.Linear(D, D))
-        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        if cfg.attention not in ("softmax", "linear"):
+            raise ValueError(f"unknown attention {cfg.attention!r}; one of ['linear', 'softmax']")
+        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear")
+                                    for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
         self.out = nn.Linear(D, C * p * p)
@@ -170,3 +189,52 @@ class DiT(nn.Module):
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         h = self.out(modulate(self.final_norm(h), shift, scale))  # (B, N, C*p*p)
         return self.unpatchify(h)
+
+
+class UNet(nn.Module):
+    """The latent-DDPM design's backbone: a U-Net with cross-attention to the text tokens,
+    diffusers' `UNet2DConditionModel` in a small configuration (the well-kept implementation;
+    only the wrapper is ours). Same call as the DiT: forward(x_t, t, tokens, mask) -> prediction.
+    Text tokens are projected to the U-Net's cross-attention width; padding is masked."""
+
+    def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int):
+        super().__init__()
+        from diffusers import UNet2DConditionModel
+
+        C, H, W = image_shape
+        widths = tuple(int(c) for c in cfg.unet_channels.split(","))
+        if H % 2 ** (len(widths) - 1) or W % 2 ** (len(widths) - 1):
+            raise ValueError(f"a {len(widths)}-level U-Net halves the image {len(widths) - 1} times: "
+                             f"{H}x{W} is not divisible by {2 ** (len(widths) - 1)}")
+        n = len(widths)
+        self.text_proj = nn.Linear(text_dim, cfg.width)
+        self.unet = UNet2DConditionModel(
+            sample_size=H, in_channels=C, out_channels=C, block_out_channels=widths,
+            layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.width,
+            attention_head_dim=max(1, cfg.width // cfg.num_heads), norm_num_groups=min(32, widths[0]),
+            # Attention at every level but the first (the largest feature map), as SD does.
+            down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+            up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",))
+        # Zero output layer: the untrained network predicts exactly 0, like the DiT.
+        nn.init.zeros_(self.unet.conv_out.weight)
+        nn.init.zeros_(self.unet.conv_out.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        context = self.text_proj(tokens)  # (B, L, D)
+        # Timesteps scaled to DDPM's 0..1000 range, which the sinusoidal embedding expects.
+        return self.unet(x, 1000.0 * t, encoder_hidden_states=context,
+                         encoder_attention_mask=mask).sample
+
+
+BACKBONES = {"dit": DiT, "unet": UNet}
+
+
+def build_backbone(cfg, image_shape: tuple[int, int, int], text_dim: int) -> nn.Module:
+    """The backbone a `ModelConfig` names, on tensors of `image_shape`."""
+    if cfg.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {cfg.backbone!r}; one of {sorted(BACKBONES)}")
+    return BACKBONES[cfg.backbone](cfg, image_shape, text_dim)

@@ -8,8 +8,12 @@ facebookresearch/flow_matching does with its `epsilon_to_velocity`-style convers
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from .samplers import cosine_t
 
 
 def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -38,12 +42,14 @@ class FlowMatching:
             return torch.rand(n, device=device)
         return torch.sigmoid(self.logit_mean + self.logit_std * torch.randn(n, device=device))
 
-    def target(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    t_start = 0.0  # samplers may start at pure noise
+
+    def target(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return x - noise
 
     def loss(self, pred: torch.Tensor, x: torch.Tensor, noise: torch.Tensor,
              t: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(pred.float(), self.target(x, noise).float())
+        return F.mse_loss(pred.float(), self.target(x, noise, t).float())
 
     def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return pred
@@ -69,7 +75,9 @@ class CleanImage:
         s = self.s_min + (self.s_max - self.s_min) * self.beta.sample((n,))
         return (1 - s).to(device)
 
-    def target(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    t_start = 0.0
+
+    def target(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return x
 
     def loss(self, pred: torch.Tensor, x: torch.Tensor, noise: torch.Tensor,
@@ -81,10 +89,62 @@ class CleanImage:
         return (pred - x_t) / _bcast((1 - t).clamp(min=1e-4), x_t)
 
 
+class Diffusion:
+    """Noise (eps, Ho et al. 2020) or v prediction (Salimans & Ho 2022) on the cosine schedule
+    (Nichol & Dhariwal 2021): noise level s ~ U(0, 1), alpha = cos(pi s / 2), sigma = sin(pi s /
+    2), z = alpha x + sigma noise.
+
+    The model sees the point of our line at t = alpha / (alpha + sigma), which is z / r with
+    r = alpha + sigma — the same image at another scale, so the DiT and every sampler are shared
+    with flow matching (see samplers.py). From t alone, alpha = t / h, sigma = (1 - t) / h with
+    h = sqrt(t^2 + (1 - t)^2), and z = x_t / h.
+
+    Velocity, exactly: eps: x0 = (x_t - (1 - t) eps) / t, so v = x0 - eps = (x_t - eps) / t,
+    which needs t > 0 — samplers start at `t_start`, where s = 0.999 (alpha = 0.0016), as DDPM
+    stops short of pure noise. v: x0 = alpha z - sigma v, eps = sigma z + alpha v; then
+    v_flow = x0 - eps, defined everywhere."""
+
+    def __init__(self, prediction: str = "eps"):
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"unknown diffusion prediction {prediction!r}; one of ['eps', 'v']")
+        self.prediction = prediction
+        self.t_start = cosine_t(0.999) if prediction == "eps" else 0.0
+
+    @staticmethod
+    def _vp(t: torch.Tensor, like: torch.Tensor):
+        t = _bcast(t, like).float()
+        h = torch.sqrt(t ** 2 + (1 - t) ** 2)
+        return t / h, (1 - t) / h, h
+
+    def sample_t(self, n: int, device=None) -> torch.Tensor:
+        s = torch.rand(n, device=device)
+        a, b = torch.cos(math.pi / 2 * s), torch.sin(math.pi / 2 * s)
+        return a / (a + b)
+
+    def target(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.prediction == "eps":
+            return noise
+        alpha, sigma, _ = self._vp(t, x)
+        return alpha * noise - sigma * x
+
+    def loss(self, pred: torch.Tensor, x: torch.Tensor, noise: torch.Tensor,
+             t: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred.float(), self.target(x, noise, t).float())
+
+    def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.prediction == "eps":
+            return (x_t - pred) / _bcast(t.clamp(min=1e-4), x_t)
+        alpha, sigma, h = self._vp(t, x_t)
+        z = x_t / h
+        return (alpha * z - sigma * pred) - (sigma * z + alpha * pred)
+
+
 def build_objective(cfg):
     """The objective named by an `ObjectiveConfig`."""
     if cfg.kind == "flow":
         return FlowMatching(cfg.t_sampling, cfg.logit_mean, cfg.logit_std)
     if cfg.kind == "x0":
         return CleanImage(cfg.beta_a, cfg.beta_b, cfg.s_min, cfg.s_max)
-    raise ValueError(f"unknown objective {cfg.kind!r}; one of ['flow', 'x0']")
+    if cfg.kind in ("eps", "v"):
+        return Diffusion(cfg.kind)
+    raise ValueError(f"unknown objective {cfg.kind!r}; one of ['eps', 'flow', 'v', 'x0']")

@@ -1,8 +1,9 @@
 """The public inference API: `Pipeline.from_pretrained(dir)(prompts, steps, cfg, seed)`.
 
-A pipeline holds the networks (DiT + text encoder), the objective that says how to read the
-DiT's prediction as a velocity, the codec between the DiT's space and images (pixels, or a
-VAE's latents) and the sampling defaults of the config it was trained with.
+A pipeline holds the networks (backbone — a DiT or a U-Net — and text encoder), the objective
+that says how to read the backbone's prediction as a velocity, the codec between the
+backbone's space and images (pixels, or a VAE's latents) and the sampling defaults of the
+config it was trained with.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .captions import Classes
 from .checkpoint import load_config, load_weights, resolve_checkpoint
 from .config import Config
 from .data import dataset_info
-from .model import DiT
+from .model import build_backbone
 from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
 from .samplers import Callback, cfg as guide, get_sampler
@@ -26,11 +27,11 @@ from .vae import load_codec
 
 
 def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict:
-    """The trainable networks of a config whose DiT works on tensors of `shape` (the codec's
-    latent shape): `dit` and `text` (the text encoder's trainable parts, if any, are trained
-    and averaged with the DiT)."""
+    """The trainable networks of a config whose backbone works on tensors of `shape` (the codec's
+    latent shape): `backbone` and `text` (the text encoder's trainable parts, if any, are trained
+    and averaged with the backbone)."""
     text = build_text_encoder(config.text, dataset_info(config.data)["classes"])
-    return nn.ModuleDict({"dit": DiT(config.model, shape, text.dim), "text": text})
+    return nn.ModuleDict({"backbone": build_backbone(config.model, shape, text.dim), "text": text})
 
 
 class Pipeline:
@@ -69,14 +70,14 @@ class Pipeline:
         return list(self.classes.names)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] from states of the DiT's space (for progressive views: the
+        """Images in [0, 1] from states of the backbone's space (for progressive views: the
         sampler callback's `x1` decodes to the image predicted so far)."""
         return ((self.codec.decode(x).float().cpu() + 1) / 2).clamp(0, 1)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.dtype):
-            pred = self.networks["dit"](x, t, tokens, mask)
+            pred = self.networks["backbone"](x, t, tokens, mask)
         return self.objective.to_velocity(pred.float(), x, t)
 
     def noise(self, n: int, seed: int) -> torch.Tensor:
@@ -92,7 +93,7 @@ class Pipeline:
                  callback: Optional[Callback] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
         prompt. Defaults for steps, cfg and sampler come from the checkpoint's config. The
-        callback sees the states in the DiT's space (pixels in [-1, 1], or latents): pass them
+        callback sees the states in the backbone's space (pixels in [-1, 1], or latents): pass them
         to `decode` to see them as images."""
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -108,5 +109,6 @@ class Pipeline:
         mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
         null = tuple(v.to(self.device) for v in text.null(len(tokens)))
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
-        x = solve(guide(self.velocity, (tokens, mask), null, scale), x, steps, callback)
+        x = solve(guide(self.velocity, (tokens, mask), null, scale), x, steps, callback,
+                  t_start=self.objective.t_start, generator=torch.Generator().manual_seed(seed))
         return self.decode(x)

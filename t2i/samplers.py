@@ -1,8 +1,18 @@
-"""ODE samplers over a velocity field, and classifier-free guidance.
+"""Samplers over a velocity field, and classifier-free guidance.
 
-A sampler sees only `velocity(x, t) -> v` with t a tensor of shape [B]; it integrates
-dx/dt = v from t = 0 (noise) to t = 1 (data) on a uniform grid. Objectives join by converting
-their prediction to a velocity (objectives.py); guidance joins by wrapping the velocity (`cfg`).
+A sampler sees only `velocity(x, t) -> v` with t a tensor of shape [B]; it carries x from t = 0
+(noise) to t = 1 (data) along a grid of times. Objectives join by converting their prediction
+to a velocity (objectives.py); guidance joins by wrapping the velocity (`cfg`).
+
+Every Gaussian diffusion path z = alpha x + sigma noise is the straight line
+x_t = (1 - t) noise + t x scaled: z = (alpha + sigma) x_t at t = alpha / (alpha + sigma) (Kingma
+et al. 2021; Karras et al. 2022, sec. 4). So the classic samplers are grids and steps on our line:
+- DDIM (Song et al. 2021, eta = 0) *is* Euler on the grid of the cosine schedule: its update
+  z' = alpha' x0 + sigma' noise is, divided by alpha' + sigma', exactly x_t + (t' - t) v. `ddim` is Euler
+  on that grid, not a copy of it.
+- DDPM ancestral sampling (Ho et al. 2020; DDIM with eta = 1) adds fresh noise each step; it
+  reads the clean image x0 = x + (1 - t) v and the noise x - t v off the velocity, so it
+  serves every objective too.
 
 `callback(i, t, x, x1)` is called after each step with the step index, the time reached, the
 current state and the clean image the last velocity points at (x1 = x + (1 - t) v, where the
@@ -11,7 +21,8 @@ straight line from x would land at t = 1): the progressive view of a demo.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import math
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -25,11 +36,30 @@ def _t(x: torch.Tensor, t: float) -> torch.Tensor:
     return torch.full((x.shape[0],), t, device=x.device, dtype=torch.float32)
 
 
+def cosine_t(s: float) -> float:
+    """The time on our line of noise level s in [0, 1] of the cosine schedule (Nichol &
+    Dhariwal 2021: alpha = cos(pi s / 2), sigma = sin(pi s / 2))."""
+    a, b = math.cos(math.pi * s / 2), math.sin(math.pi * s / 2)
+    return a / (a + b)
+
+
+def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0) -> list[float]:
+    """steps + 1 times from t_start to 1: uniform in t, or uniform in the noise level of the
+    cosine schedule, as DDPM and DDIM step (in t, steps are then a little longer at both ends
+    than mid-way)."""
+    if spacing == "uniform":
+        return torch.linspace(t_start, 1, steps + 1).tolist()
+    if spacing == "cosine":
+        s_max = 2 / math.pi * math.atan2(1 - t_start, t_start)  # the noise level of t_start
+        return [cosine_t(s) for s in torch.linspace(s_max, 0, steps + 1).tolist()]
+    raise ValueError(f"unknown time spacing {spacing!r}; one of ['cosine', 'uniform']")
+
+
 @torch.no_grad()
-def euler(velocity: Velocity, x: torch.Tensor, steps: int,
-          callback: Optional[Callback] = None) -> torch.Tensor:
-    """First-order: one velocity evaluation per step."""
-    grid = torch.linspace(0, 1, steps + 1).tolist()
+def euler(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Callback] = None,
+          grid: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """First-order: one velocity evaluation per step (uniform grid unless `grid` is given)."""
+    grid = grid or time_grid(steps)
     for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
         v = velocity(x, _t(x, t))
         x1 = x + (1 - t) * v  # where this velocity leads at t = 1
@@ -40,12 +70,12 @@ def euler(velocity: Velocity, x: torch.Tensor, steps: int,
 
 
 @torch.no_grad()
-def heun(velocity: Velocity, x: torch.Tensor, steps: int,
-         callback: Optional[Callback] = None) -> torch.Tensor:
+def heun(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Callback] = None,
+         grid: Optional[Sequence[float]] = None) -> torch.Tensor:
     """Second-order (Karras et al. 2022, Alg. 1): an Euler predictor, then the average of the
     slopes at both ends. The last step, which reaches t = 1, stays Euler as in EDM, since a
     clean-image model's velocity is undefined there. 2 * steps - 1 evaluations."""
-    grid = torch.linspace(0, 1, steps + 1).tolist()
+    grid = grid or time_grid(steps)
     for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
         v = velocity(x, _t(x, t))
         x1 = x + (1 - t) * v
@@ -60,13 +90,55 @@ def heun(velocity: Velocity, x: torch.Tensor, steps: int,
     return x
 
 
-SAMPLERS = {"euler": euler, "heun": heun}
+def _vp(t: float) -> tuple[float, float, float]:
+    """alpha, sigma (alpha^2 + sigma^2 = 1) and the scale r with z = x_t / r, at time t."""
+    r = math.hypot(t, 1 - t)
+    return t / r, (1 - t) / r, r
+
+
+@torch.no_grad()
+def ddpm(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Callback] = None,
+         grid: Optional[Sequence[float]] = None,
+         generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Ancestral sampling: each step draws z' from the posterior q(z' | z, x0) of the
+    variance-preserving path, with x0 and the noise read off the velocity (DDIM's update with
+    eta = 1). Fresh noise comes from `generator` (on the CPU, so a seed means the same images on
+    any device)."""
+    grid = grid or time_grid(steps, "cosine")
+    for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+        v = velocity(x, _t(x, t))
+        x0, noise = x + (1 - t) * v, x - t * v  # the line's endpoints as the model sees them
+        (a, s, _), (a2, s2, r2) = _vp(t), _vp(t_next)
+        # Posterior std (DDIM eq. 16, eta = 1) in VP terms: (s2 / s) sqrt(1 - a^2 / a2^2).
+        c = s2 / s * math.sqrt(max(0.0, 1 - (a / a2) ** 2)) if s > 0 and a2 > 0 else 0.0
+        fresh = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+        z = a2 * x0 + math.sqrt(max(0.0, s2 ** 2 - c ** 2)) * noise + c * fresh
+        x = r2 * z  # back onto the line
+        if callback is not None:
+            callback(i, t_next, x, x0)
+    return x
+
+
+# name -> (solver, time spacing)
+SAMPLERS = {"euler": (euler, "uniform"), "heun": (heun, "uniform"),
+            "ddim": (euler, "cosine"), "ddpm": (ddpm, "cosine")}
 
 
 def get_sampler(name: str):
+    """`solve(velocity, x, steps, callback=None, t_start=0.0, generator=None)` for a sampler
+    name. `t_start` > 0 starts just off pure noise (noise-prediction models cannot tell the
+    velocity at t = 0)."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; one of {sorted(SAMPLERS)}")
-    return SAMPLERS[name]
+    fn, spacing = SAMPLERS[name]
+
+    def solve(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Callback] = None,
+              t_start: float = 0.0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        grid = time_grid(steps, spacing, t_start)
+        if fn is ddpm:
+            return ddpm(velocity, x, steps, callback, grid, generator)
+        return fn(velocity, x, steps, callback, grid)
+    return solve
 
 
 def cfg(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, torch.Tensor],

@@ -47,10 +47,14 @@ def lr_factor(cfg, step: int, progress: float) -> float:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
-    if cfg.schedule == "cosine":
-        cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine']")
+    if cfg.schedule == "cosine_restarts":  # each cycle a full cosine, restarting at lr
+        progress = min(progress, 1.0) * cfg.cycles
+        progress = 1.0 if progress >= cfg.cycles else progress % 1.0
+    elif cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine', "
+                         "'cosine_restarts']")
+    cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
 
 
 def schedule_progress(cfg, step: int, elapsed: float) -> float:
@@ -85,9 +89,48 @@ class BudgetBar:
         self.bar.close()
 
 
+class Tracker:
+    """Where metrics and sample grids go: TensorBoard (`RUN/tb`) always, and Weights & Biases
+    too with `train.wandb=true` (optional: `pip install wandb`; nothing else needs it)."""
+
+    def __init__(self, out_dir: Path, config: Config, step: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=step or None)
+        self.run = None
+        if config.train.wandb:
+            try:
+                import wandb
+            except ImportError:
+                raise ImportError("train.wandb=true needs wandb: pip install wandb") from None
+            # One W&B run per run directory, continued on resume.
+            self.run = wandb.init(project=config.train.wandb_project, name=out_dir.name,
+                                  id=f"t2i-{out_dir.resolve().name}", resume="allow",
+                                  dir=str(out_dir), config=config.to_dict())
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.tb.add_scalar(tag, value, step)
+        if self.run is not None:
+            self.run.log({tag: value}, step=step)
+
+    def image(self, tag: str, image, step: int) -> None:
+        import numpy as np
+
+        self.tb.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+        if self.run is not None:
+            import wandb
+
+            self.run.log({tag: wandb.Image(image)}, step=step)
+
+    def close(self) -> None:
+        self.tb.close()
+        if self.run is not None:
+            self.run.finish()
+
+
 class Denoiser(nn.Module):
     """The trainable networks as one module whose forward touches every trainable parameter,
-    which is what DistributedDataParallel synchronises: text encoding, condition dropout, DiT."""
+    which is what DistributedDataParallel synchronises: text encoding, condition dropout, backbone."""
 
     def __init__(self, networks: nn.ModuleDict):
         super().__init__()
@@ -97,7 +140,7 @@ class Denoiser(nn.Module):
         text = self.networks["text"]
         tokens, mask = text(text_inputs)
         tokens, mask = drop_condition(tokens, mask, *text.null(len(x_t)), drop)
-        return self.networks["dit"](x_t, t, tokens, mask)
+        return self.networks["backbone"](x_t, t, tokens, mask)
 
 
 @torch.no_grad()
@@ -167,7 +210,7 @@ class Trainer:
         self.reference = None  # the evaluation's reference features, built at the first eval
         if ckpt is not None:
             self._load(ckpt)
-        n = self.networks["dit"].num_params()
+        n = self.networks["backbone"].num_params()
         log.info("model: %.2fM parameters, device %s, autocast %s, %d process(es)", n / 1e6,
                  self.device, self.dtype or "off (fp32)", self.world)
 
@@ -202,6 +245,15 @@ class Trainer:
             pred = self.model(interpolate(x, noise, t), t, text_inputs, drop.to(x.device))
         return self.objective.loss(pred, x, noise, t)
 
+    def micro_batch(self, idx: torch.Tensor, u: torch.Tensor):
+        """The examples `idx` in the backbone's space, on the device, and the frozen text inputs of
+        one caption each (chosen by the uniform numbers `u`)."""
+        x, _ = self.data.batch(idx)
+        if not self.config.vae.name:  # pixel space: the codec may resize (latents come cached)
+            x = self.codec.encode(x)
+        text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
+        return x.to(self.device), text_inputs
+
     def train_step(self) -> dict:
         tc = self.config.train
         for group in self.optimizer.param_groups:
@@ -211,13 +263,11 @@ class Trainer:
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
         for micro in range(tc.grad_accum):
             idx, u = self.order.next(global_batch)[part], torch.rand(global_batch)[part]
-            x, _ = self.data.batch(idx)
-            # One of each example's captions, encoded by the frozen part of the text encoder.
-            text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
+            x, text_inputs = self.micro_batch(idx, u)
             # With DDP, gradients are all-reduced once, on the last micro-batch.
             sync = micro == tc.grad_accum - 1 or self.world == 1
             with contextlib.nullcontext() if sync else self.model.no_sync():
-                loss = self.loss_on(x.to(self.device), text_inputs, global_batch, part)
+                loss = self.loss_on(x, text_inputs, global_batch, part)
                 self.scaler.scale(loss / tc.grad_accum).backward()
             total += loss.item() / tc.grad_accum
         self.scaler.unscale_(self.optimizer)
@@ -242,18 +292,16 @@ class Trainer:
         by_seed = images.view(len(names), seeds, c, h, w).transpose(0, 1).reshape(-1, c, h, w)
         return make_grid(by_seed, ncol=len(names), scale=2)
 
-    def write_samples(self, writer) -> Path:
+    def write_samples(self, writer: Optional[Tracker]) -> Path:
         grid = self.sample_grid()
         path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)
         if writer is not None:
-            import numpy as np
-            writer.add_image("samples/ema", np.asarray(grid.convert("RGB")), self.step,
-                             dataformats="HWC")
+            writer.image("samples/ema", grid, self.step)
         return path
 
-    def write_eval(self, writer) -> dict:
+    def write_eval(self, writer: Tracker) -> dict:
         """A quick evaluation of the EMA weights (see evaluate.py) logged under eval/."""
         from .evaluate import Reference, evaluate_pipeline
 
@@ -263,7 +311,7 @@ class Trainer:
         s = self.config.sample
         report = evaluate_pipeline(pipe, self.reference, n, s.steps, s.cfg, s.sampler)
         for key in ("accuracy", "fd", "precision", "recall"):
-            writer.add_scalar(f"eval/{key}", report[key], self.step)
+            writer.scalar(f"eval/{key}", report[key], self.step)
         log.info("step %d: accuracy %.3f, FD %.2f (real %.2f), precision %.3f, recall %.3f",
                  self.step, report["accuracy"], report["fd"], self.reference.floor["fd"],
                  report["precision"], report["recall"])
@@ -286,13 +334,11 @@ class Trainer:
     def train(self) -> Optional[Path]:
         """Train until `train.steps` or `train.max_minutes`, whichever comes first; returns the
         final checkpoint (on rank 0; None on the other ranks, which write nothing)."""
-        from torch.utils.tensorboard import SummaryWriter
-
         tc = self.config.train
         writer = None
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
+            writer = Tracker(self.out_dir, self.config, self.step)
         images_per_step = tc.batch_size * tc.grad_accum * self.world
         self.networks.train()
         bar = BudgetBar(tc, self.step, self.elapsed, enabled=self.progress and self.is_main)
@@ -317,7 +363,7 @@ class Trainer:
                     window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
                     if writer is not None:
                         for k, v in metrics.items():
-                            writer.add_scalar(f"train/{k}", v, self.step)
+                            writer.scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(step=self.step, loss=f"{metrics['loss']:.4f}",
                                     img_s=f"{metrics['img_per_s']:.0f}", lr=f"{metrics['lr']:.1e}")
                 bar.advance(self.elapsed)

@@ -47,3 +47,13 @@ def test_save_load_keep_last_and_latest(tmp_path):
 def test_resolve_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         resolve_checkpoint(tmp_path)
+
+
+def test_checkpoints_from_before_the_backbone_rename_load(tmp_path):
+    from safetensors.torch import save_file
+
+    from t2i.checkpoint import load_weights
+
+    save_file({"dit.out.weight": torch.ones(2), "text.embedding.weight": torch.zeros(1)},
+              str(tmp_path / "ema.safetensors"))
+    assert set(load_weights(tmp_path)) == {"backbone.out.weight", "text.embedding.weight"}

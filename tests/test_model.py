@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -74,3 +76,49 @@ def test_embeddings():
     pos = sincos_2d(32, 3, 4)
     assert pos.shape == (12, 32)
     assert len({tuple(r.tolist()) for r in pos}) == 12  # every position distinct
+
+
+def test_linear_attention_is_the_kernelised_formula():
+    from t2i.model import linear_attention
+
+    q, k, v = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 7, 4), torch.randn(2, 3, 7, 4)
+    phi_q, phi_k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+    weights = phi_q @ phi_k.transpose(-1, -2)  # (B, H, N, M), the quadratic form
+    expected = (weights / weights.sum(-1, keepdim=True)) @ v
+    torch.testing.assert_close(linear_attention(q, k, v), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_attention_dit_runs_and_differs_from_softmax():
+    cfg = ModelConfig(width=64, depth=2, heads=2, patch_size=2, attention="linear")
+    torch.manual_seed(0)
+    linear = DiT(cfg, (1, 16, 16), text_dim=10)
+    torch.manual_seed(0)
+    soft = DiT(ModelConfig(width=64, depth=2, heads=2, patch_size=2), (1, 16, 16), text_dim=10)
+    _perturb(linear)
+    soft.load_state_dict(linear.state_dict())
+    args = (torch.randn(2, 1, 16, 16), torch.rand(2), torch.randn(2, 1, 10), torch.ones(2, 1, dtype=torch.bool))
+    assert linear(*args).shape == (2, 1, 16, 16)
+    assert not torch.allclose(linear(*args), soft(*args))
+    with pytest.raises(ValueError, match="attention"):
+        DiT(ModelConfig(attention="sparse"), (1, 16, 16), text_dim=10)
+
+
+def test_unet_backbone_shapes_zero_start_and_masking():
+    from t2i.model import UNet, build_backbone
+
+    cfg = ModelConfig(backbone="unet", width=32, heads=2, unet_channels="16,32")
+    unet = build_backbone(cfg, (1, 28, 28), text_dim=10)
+    assert isinstance(unet, UNet)
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    tokens, mask = torch.randn(2, 3, 10), torch.tensor([[True, True, False], [True, False, False]])
+    assert torch.count_nonzero(unet(x, t, tokens, mask)) == 0  # zero output layer
+    _perturb(unet)
+    out = unet(x, t, tokens, mask)
+    garbage = tokens.clone()
+    garbage[~mask] = 100.0
+    torch.testing.assert_close(unet(x, t, garbage, mask), out, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(unet(x, t, garbage, torch.ones_like(mask)), out)
+    with pytest.raises(ValueError, match="not divisible"):
+        build_backbone(dataclasses.replace(cfg, unet_channels="16,32,32,32"), (1, 28, 28), 10)
+    with pytest.raises(ValueError, match="backbone"):
+        build_backbone(dataclasses.replace(cfg, backbone="mamba"), (1, 28, 28), 10)

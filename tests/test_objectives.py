@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from t2i.config import ObjectiveConfig
-from t2i.objectives import CleanImage, FlowMatching, build_objective, interpolate
+from t2i.objectives import CleanImage, Diffusion, FlowMatching, build_objective, interpolate
 from t2i.samplers import euler, heun
 
 
@@ -12,12 +12,13 @@ def test_interpolate_endpoints():
     torch.testing.assert_close(interpolate(x, noise, torch.ones(2)), x)
 
 
-@pytest.mark.parametrize("objective", [FlowMatching(), CleanImage()])
+@pytest.mark.parametrize("objective", [FlowMatching(), CleanImage(), Diffusion("eps"), Diffusion("v")],
+                         ids=["flow", "x0", "eps", "v"])
 def test_true_prediction_converts_to_the_true_velocity(objective):
     x, noise = torch.randn(5, 1, 4, 4), torch.randn(5, 1, 4, 4)
-    t = objective.sample_t(5)
+    t = objective.sample_t(5).clamp(min=0.01)
     x_t = interpolate(x, noise, t)
-    pred = objective.target(x, noise)
+    pred = objective.target(x, noise, t)
     torch.testing.assert_close(objective.to_velocity(pred, x_t, t), x - noise, rtol=1e-4, atol=1e-4)
     assert objective.loss(pred, x, noise, t).item() == pytest.approx(0.0, abs=1e-10)
 
@@ -52,5 +53,22 @@ def test_flow_time_sampling():
 def test_build_objective():
     assert isinstance(build_objective(ObjectiveConfig(kind="x0")), CleanImage)
     assert isinstance(build_objective(ObjectiveConfig(kind="flow")), FlowMatching)
+    assert build_objective(ObjectiveConfig(kind="v")).prediction == "v"
     with pytest.raises(ValueError, match="flow"):
-        build_objective(ObjectiveConfig(kind="eps"))
+        build_objective(ObjectiveConfig(kind="score"))
+
+
+def test_v_target_is_salimans_and_ho():
+    # On the cosine schedule at s = 1/2: alpha = sigma = 1/sqrt(2), t = 1/2, v = (noise - x)/sqrt(2).
+    x, noise = torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
+    t = torch.full((3,), 0.5)
+    torch.testing.assert_close(Diffusion("v").target(x, noise, t), (noise - x) / 2 ** 0.5)
+    # ... and the model input x_t is the VP point z = alpha x + sigma noise divided by h = 1/sqrt(2)
+    torch.testing.assert_close(interpolate(x, noise, t) / 0.5 ** 0.5, (x + noise) / 2 ** 0.5)
+
+
+def test_cosine_schedule_times():
+    t = Diffusion("eps").sample_t(100_000)
+    assert t.min() >= 0 and t.max() <= 1
+    assert t.mean().item() == pytest.approx(0.5, abs=5e-3)  # symmetric around s = 1/2
+    assert 0 < Diffusion("eps").t_start < 0.002 and Diffusion("v").t_start == 0

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -63,14 +64,19 @@ def test_lr_schedule():
     assert lr_factor(tc, 50, 0.5) == pytest.approx(0.55)
     assert lr_factor(tc, 99, 1.0) == pytest.approx(0.1)
     assert lr_factor(dataclasses.replace(tc, schedule="constant"), 99, 1.0) == 1.0
+    restarts = dataclasses.replace(tc, schedule="cosine_restarts", cycles=4, warmup_steps=0,
+                                   min_lr_ratio=0.0)
+    # Four cosine cycles over the run: each starts at 1, is at 1/2 halfway and restarts.
+    assert [lr_factor(restarts, 0, p) for p in (0.0, 0.125, 0.2499, 0.25, 0.375, 1.0)] == pytest.approx(
+        [1.0, 0.5, 0.0, 1.0, 0.5, 0.0], abs=1e-3)
 
 
 def test_ema_tracks_the_model(tmp_path, debug_config, tiny_data):
     trainer = Trainer(debug_config, tmp_path, data=tiny_data, progress=False)
     trainer.train_step()
     # after one step the warm-up decay is 2/11: the EMA moved most of the way to the weights
-    w = trainer.networks["dit"].out.weight
-    e = trainer.ema["dit"].out.weight
+    w = trainer.networks["backbone"].out.weight
+    e = trainer.ema["backbone"].out.weight
     assert torch.count_nonzero(w) > 0
     torch.testing.assert_close(e, w * (1 - 2 / 11))
 
@@ -152,3 +158,50 @@ def test_captioned_folder_trains_with_a_pretrained_encoder(tmp_path, debug_confi
     assert pipe(["a photo of a long coat"], steps=2).shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match="free-form captions"):
         pipe.default_prompts()
+
+
+@pytest.mark.parametrize("overrides, sampler", [
+    (["model.backbone=unet", "model.width=32", "model.unet_channels=16,32"], "euler"),
+    (["model.attention=linear", "vae.resolution=14", "objective.kind=x0"], "heun"),
+    (["objective.kind=eps"], "ddim"),
+    (["objective.kind=v"], "ddpm"),
+], ids=["unet", "linear-attention-14px", "eps-ddim", "v-ddpm"])
+def test_each_backbone_and_objective_trains_and_samples(tmp_path, debug_config, tiny_data,
+                                                        overrides, sampler):
+    from t2i.pipeline import Pipeline
+
+    cfg = _with(debug_config.override(overrides + [f"sample.sampler={sampler}"]), steps=3, batch_size=8)
+    trainer = Trainer(cfg, tmp_path / "run", data=tiny_data, progress=False)
+    losses = [trainer.train_step()["loss"] for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses)
+    trainer.save()
+    pipe = Pipeline.from_pretrained(tmp_path / "run", device="cpu")
+    images = pipe(["a bag", "a dress"], steps=3, num_per_prompt=2)
+    assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()  # decoded to 28x28
+
+
+def test_weights_and_biases_gets_the_same_scalars(tmp_path, debug_config, tiny_data, monkeypatch):
+    """A stand-in `wandb` module records what the trainer logs (the real one needs an account)."""
+    import sys
+    import types
+
+    calls = {"init": [], "log": [], "finish": 0}
+
+    class Run:
+        def log(self, data, step):
+            calls["log"].append((step, data))
+
+        def finish(self):
+            calls["finish"] += 1
+    fake = types.SimpleNamespace(init=lambda **kw: calls["init"].append(kw) or Run(),
+                                 Image=lambda image: ("image", image.size))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    cfg = _with(debug_config.override(["train.wandb=true", "train.wandb_project=demo"]),
+                steps=5, batch_size=8, log_every=5)
+    Trainer(cfg, tmp_path / "run", data=tiny_data, progress=False).train()
+    assert calls["init"][0]["project"] == "demo" and calls["init"][0]["config"]["train"]["wandb"]
+    logged = {k for _, data in calls["log"] for k in data}
+    assert {"train/loss", "train/lr", "samples/ema"} <= logged and calls["finish"] == 1
+    monkeypatch.setitem(sys.modules, "wandb", None)  # not installed: a clear error
+    with pytest.raises(ImportError, match="pip install wandb"):
+        Trainer(cfg, tmp_path / "other", data=tiny_data, progress=False).train()

@@ -24,7 +24,7 @@ def test_a_valid_request_is_parsed():
     ("steps", 101, "from 1 to 100"), ("steps", 2.5, "whole number"), ("steps", "ten", "a number"),
     ("seed", -1, "Seed"), ("seed", 2**31, "Seed"), ("images", 17, "Number of images"),
     ("every", 0, "Update interval"), ("cfg", 0.5, "CFG scale must be from 1 to 20"),
-    ("cfg", "lots", "CFG scale must be a number"), ("sampler", "ddim", "Sampler must be one of"),
+    ("cfg", "lots", "CFG scale must be a number"), ("sampler", "plms", "Sampler must be one of"),
     ("prompt", "x" * 301, "301 characters long; the limit is 300"),
 ])
 def test_limits_are_enforced_with_a_message(field, value, message):

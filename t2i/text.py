@@ -227,6 +227,7 @@ class PretrainedTextEncoder(TextEncoder):
         self.name = name
         tokenizer, model = load_text_model(name)
         self.tokenizer = tokenizer
+        tokenizer.padding_side = "right"  # real tokens first: batches are trimmed at the right
         self._model = _Frozen(model)
         self.dim = model.config.hidden_size
         limit = _model_max_length(tokenizer, model)

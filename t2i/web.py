@@ -152,9 +152,13 @@ def build_app(demo: Demo):
 
     pipe, limits = demo.pipe, demo.limits
     s = pipe.config.sample
-    classes_only = pipe.config.text.encoder in ("onehot", "learned")
-    hint = ("This model knows class names only: " + ", ".join(pipe.classes.names)
-            if classes_only else "Free text: describe what to draw.")
+    encoder = pipe.config.text.encoder
+    if encoder in ("onehot", "learned"):
+        hint = "This model knows class names only: " + ", ".join(pipe.classes.names)
+    elif encoder == "none":
+        hint = "This model is unconditional: the prompt is ignored."
+    else:
+        hint = "Free text: describe what to draw."
 
     def generate(prompt, steps, cfg, seed, sampler, images, every):
         try:
@@ -187,10 +191,11 @@ def build_app(demo: Demo):
                 image = gr.Image(label="Image", type="pil", format="png", elem_id="result",
                                  interactive=False, height=460)
                 status = gr.Markdown(elem_id="status")
-        inputs = [prompt, steps, cfg, seed, sampler, images, every]
-        for trigger in (button.click, prompt.submit):
-            trigger(generate, inputs, [image, status], api_name="generate" if trigger == button.click else False,
-                    concurrency_limit=limits.concurrency)
+        inputs, outputs = [prompt, steps, cfg, seed, sampler, images, every], [image, status]
+        button.click(generate, inputs, outputs, api_name="generate",
+                     concurrency_limit=limits.concurrency)
+        prompt.submit(generate, inputs, outputs, api_name=False,  # Enter in the prompt box
+                      concurrency_limit=limits.concurrency)
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app
 

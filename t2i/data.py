@@ -325,8 +325,8 @@ def load_cifar10(split: str = "train", data_dir: Optional[str] = None, subset: i
     return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), CIFAR10)
 
 
-def load_dataset(cfg, split: str = "train") -> ImageDataset:
-    """The dataset named by a `DataConfig`."""
+def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDataset:
+    """The dataset named by a `DataConfig` (`progress`: a bar while an image cache is built)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     subset = cfg.subset if split == "train" else 0
@@ -339,7 +339,7 @@ def load_dataset(cfg, split: str = "train") -> ImageDataset:
 
         if split != "train":
             raise DataError(f"the {cfg.dataset} dataset has no test split")
-        return open_image_cache(cfg)
+        return open_image_cache(cfg, progress=progress)
     raise ValueError(f"unknown dataset {cfg.dataset!r}; one of {DATASETS}")
 
 
@@ -473,7 +473,7 @@ def open_latent_cache(config, codec, data: Optional[ImageDataset] = None, rebuil
     """The latent dataset of `config`, memory-mapped. A missing cache is built; a cache that
     does not match its config or data is rebuilt if `rebuild`, else refused with the reason;
     `force` rebuilds in any case."""
-    data = data if data is not None else load_dataset(config.data, "train")
+    data = data if data is not None else load_dataset(config.data, "train", progress)
     path = latent_cache_path(config)
     expected = cache_manifest(config, codec, data)
     manifest_file = path / "manifest.json"

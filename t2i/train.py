@@ -177,19 +177,23 @@ class Trainer:
         self.rank, self.world = rank_and_world()
         self.is_main = self.rank == 0
         self.dtype = resolve_precision(tc.precision, self.device)
-        # Pixel space trains on the images; latent space on the memory-mapped latent cache,
-        # built on first use (`t2i prepare` builds it ahead of time).
+        # Pixel space trains on the images; latent space on the memory-mapped latent cache.
+        # Caches (a folder's or HF dataset's images, latents, caption embeddings) are built on
+        # first use — by rank 0, the other ranks then read them — or ahead with `t2i prepare`.
         self.codec = load_codec(config, self.device)
-        if data is None and config.vae.name:
-            with main_process_first():  # rank 0 builds a missing cache, the others then read it
-                data = open_latent_cache(config, self.codec, progress=progress and self.is_main)
-        self.data = data if data is not None else load_dataset(config.data, "train")
+        if data is None:
+            bar = progress and self.is_main
+            with main_process_first():
+                data = (open_latent_cache(config, self.codec, progress=bar) if config.vae.name
+                        else load_dataset(config.data, "train", bar))
+        self.data = data
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
         text = self.networks["text"]
         if isinstance(text, PretrainedTextEncoder) and self.data.classes is not None:
             # A labelled dataset's captions are a small finite set: encode them once.
-            self.text_cache = text.precompute(self.data.classes.all_captions(),
-                                              cache=cache_root(config.data) / "text")
+            with main_process_first():
+                self.text_cache = text.precompute(self.data.classes.all_captions(),
+                                                  cache=cache_root(config.data) / "text")
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
         self.optimizer = torch.optim.AdamW(self.networks.parameters(), lr=tc.lr,

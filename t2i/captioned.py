@@ -172,6 +172,8 @@ def hf_records(cfg) -> tuple[int | None, Iterator[Record], dict]:
         raise DataError(f"cannot load the dataset {cfg.hf_name!r} (split {cfg.hf_split!r}): {e}") from None
     features = ds.features or {}
     keys = list(features) or list(ds.column_names or [])
+    if not keys:  # a stream that does not declare its columns (e.g. WebDataset): ask its first example
+        keys = list(next(iter(ds), {}).keys())
     image_col = _pick(keys, cfg.image_column, IMAGE_KEYS, "image", cfg.hf_name)
     caption_col = _pick(keys, cfg.caption_column, CAPTION_KEYS, "caption", cfg.hf_name)
     if isinstance(features.get(image_col), datasets.Image):

@@ -38,6 +38,10 @@ class Limits:
     queue_size: int = 64  # waiting requests beyond which new ones are turned away
 
 
+class Cancelled(Exception):
+    """Raised in the sampler's callback to stop a generation nobody waits for any more."""
+
+
 @dataclass(frozen=True)
 class Request:
     prompt: str
@@ -119,10 +123,12 @@ class Demo:
         work starts."""
         self.pipe.networks["text"].tokenize([request.prompt])  # raises ValueError if unknown
         frames: queue.Queue = queue.Queue()
-        done = object()
+        done, cancelled = object(), threading.Event()
         start = time.perf_counter()
 
         def callback(i, t, x, x1):
+            if cancelled.is_set():  # the client left: stop within a step, free the CPU
+                raise Cancelled
             if (i + 1) % request.every == 0 and i + 1 < request.steps:
                 frames.put((i + 1, self.pipe.decode(x1)))
 
@@ -135,16 +141,19 @@ class Demo:
                 frames.put(e)
             frames.put(done)
         threading.Thread(target=work, daemon=True).start()
-        while (item := frames.get()) is not done:
-            if isinstance(item, Exception):
-                raise item
-            step, images = item
-            seconds = time.perf_counter() - start
-            final = step == request.steps
-            status = (f"done: {request.images} image(s), {request.steps} {request.sampler} steps, "
-                      f"CFG {request.cfg:g}, seed {request.seed}, {seconds:.2f} s" if final else
-                      f"step {step}/{request.steps} ({seconds:.2f} s)")
-            yield grid(images), status
+        try:
+            while (item := frames.get()) is not done:
+                if isinstance(item, Exception):
+                    raise item
+                step, images = item
+                seconds = time.perf_counter() - start
+                final = step == request.steps
+                status = (f"done: {request.images} image(s), {request.steps} {request.sampler} "
+                          f"steps, CFG {request.cfg:g}, seed {request.seed}, {seconds:.2f} s"
+                          if final else f"step {step}/{request.steps} ({seconds:.2f} s)")
+                yield grid(images), status
+        finally:  # also when the consumer stops early (Gradio closes the generator)
+            cancelled.set()
 
 
 def build_app(demo: Demo):

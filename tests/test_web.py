@@ -74,6 +74,25 @@ def test_stream_yields_intermediate_frames_then_the_final_grid(pipe):
     assert not np.array_equal(np.asarray(frames[0][0]), expected)
 
 
+def test_a_generation_stops_when_the_client_leaves(pipe, monkeypatch):
+    import time
+
+    calls = []
+    original = pipe.velocity
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+    monkeypatch.setattr(pipe, "velocity", counting)
+    stream = Demo(pipe).stream(Request("a bag", 100, 3.0, 0, "euler", 1, 1))
+    next(stream)  # the first frame arrives ...
+    stream.close()  # ... and the browser tab closes
+    time.sleep(0.5)
+    settled = len(calls)
+    time.sleep(0.3)
+    assert settled == len(calls) < 100  # stopped within a step, and stays stopped
+
+
 def test_unknown_prompt_fails_before_any_work(pipe):
     with pytest.raises(ValueError, match="names no class"):
         next(Demo(pipe).stream(Request("a flying saucer", 4, 3.0, 0, "euler", 1, 1)))

@@ -285,7 +285,7 @@ def cmd_eval(args) -> int:
                                           steps=args.steps, cfg=args.cfg, sampler=args.sampler,
                                           seed=args.seed, inception=args.inception,
                                           reference_images=args.reference_images,
-                                          prompts=args.prompts)
+                                          prompts=args.prompts, clip_x0=args.clip_x0)
     print_report(report)
     path = Path(args.json) if args.json else evaluate.default_report_path(report)
     path.write_text(json.dumps(report, indent=2))
@@ -430,6 +430,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--prompts", choices=["names", "heldout"], default="names",
                    help="prompt each class by its name, or by its held-out paraphrases (never "
                         "trained on; needs a pretrained text encoder)")
+    e.add_argument("--clip-x0", action="store_true",
+                   help="clamp the predicted clean image to [-1, 1] each step (DDPM's clip_denoised; "
+                        "pixel space), as noise-predicting models need")
     e.add_argument("--inception", action="store_true",
                    help="also Inception FID via torchmetrics (needs it and its weights)")
     e.add_argument("--json", help="where to write the report")

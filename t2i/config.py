@@ -140,6 +140,9 @@ class SampleConfig:
     steps: int = 25  # ODE steps (Heun costs two model calls per step)
     cfg: float = 3.0  # classifier-free guidance scale; 1 = no guidance
     sampler: str = "euler"  # euler | heun (ODE, uniform t) | ddim (ODE) | ddpm (stochastic): cosine grid
+    # Clamp the predicted clean image to [-1, 1] at every step (pixel space only): DDPM's
+    # clip_denoised, which noise-predicting (eps) models need to sample in few steps.
+    clip_x0: bool = False
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     return {
         "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
                      "sampler": sampler, "cfg": cfg, "seed": seed,
+                     "clip_x0": pipe.config.sample.clip_x0,
                      "prompts": prompts, "prompt_list": class_prompts(pipe, prompts),
                      "reference": reference.reference,
                      "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",
@@ -303,12 +304,14 @@ def inception_fid(images: torch.Tensor, reference_images: torch.Tensor) -> tuple
 def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, steps: int = 25,
                         cfg: float = 3.0, sampler: str = "euler", seed: int = 0,
                         inception: bool = False, reference_images: int = 10_000,
-                        prompts: str = "names") -> dict:
+                        prompts: str = "names", clip_x0: bool = False) -> dict:
     """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes)."""
     from .checkpoint import load_training_state, resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint)
     pipe = Pipeline.from_pretrained(ckpt)
+    if clip_x0:
+        pipe.config = pipe.config.override(["sample.clip_x0=true"])
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
     report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception,
                                prompts)

@@ -21,7 +21,7 @@ from .data import dataset_info
 from .model import build_backbone
 from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
-from .samplers import Callback, cfg as guide, get_sampler
+from .samplers import Callback, cfg as guide, clip_x0, get_sampler
 from .text import build_text_encoder
 from .vae import load_codec
 
@@ -109,6 +109,11 @@ class Pipeline:
         mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
         null = tuple(v.to(self.device) for v in text.null(len(tokens)))
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
-        x = solve(guide(self.velocity, (tokens, mask), null, scale), x, steps, callback,
-                  t_start=self.objective.t_start, generator=torch.Generator().manual_seed(seed))
+        velocity = guide(self.velocity, (tokens, mask), null, scale)
+        if s.clip_x0:
+            if self.config.vae.name:
+                raise ValueError("sample.clip_x0 clips to the pixel range [-1, 1]; latents have none")
+            velocity = clip_x0(velocity)
+        x = solve(velocity, x, steps, callback, t_start=self.objective.t_start,
+                  generator=torch.Generator().manual_seed(seed))
         return self.decode(x)

@@ -141,6 +141,18 @@ def get_sampler(name: str):
     return solve
 
 
+def clip_x0(velocity: Velocity, low: float = -1.0, high: float = 1.0) -> Velocity:
+    """The velocity toward the model's clean image clipped to the data range: x0 = x + (1 - t) v
+    is clamped and v recomputed as (x0 - x) / (1 - t), so the implied noise follows x0. This is
+    DDPM's `clip_denoised` (Ho et al. 2020; diffusers' `clip_sample`): a noise-predicting model
+    reads x0 = (x - (1 - t) eps) / t, which near pure noise amplifies every error by 1 / t."""
+    def clipped(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tt = t.view(-1, *([1] * (x.dim() - 1)))
+        x0 = (x + (1 - tt) * velocity(x, t)).clamp(low, high)
+        return (x0 - x) / (1 - tt).clamp(min=1e-4)
+    return clipped
+
+
 def cfg(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, torch.Tensor],
         null: tuple[torch.Tensor, torch.Tensor], scale: float) -> Velocity:
     """Classifier-free guidance: v = v_uncond + scale * (v_cond - v_uncond).

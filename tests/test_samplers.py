@@ -140,3 +140,14 @@ def test_cosine_grid_starts_where_asked():
     assert grid[0] == pytest.approx(0.01, abs=1e-6) and grid[-1] == 1.0 and len(grid) == 9
     assert all(a < b for a, b in zip(grid, grid[1:]))
     assert time_grid(4, "cosine")[2] == pytest.approx(0.5)  # s = 1/2 is t = 1/2
+
+
+def test_clip_x0_clamps_the_clean_image_and_keeps_what_is_in_range():
+    from t2i.samplers import clip_x0
+
+    target = torch.tensor([-3.0, -0.5, 0.25, 2.0]).view(4, 1, 1, 1)
+    oracle = lambda x, t: (target - x) / (1 - t.view(-1, 1, 1, 1))  # noqa: E731 (velocity toward target)
+    x = torch.randn(4, 1, 1, 1)
+    out = euler(clip_x0(oracle), x, 6)
+    torch.testing.assert_close(out, target.clamp(-1, 1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(euler(oracle, x, 6), target, rtol=1e-5, atol=1e-5)

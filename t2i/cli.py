@@ -194,6 +194,8 @@ def cmd_sample(args) -> int:
     from .pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
+    if args.clip_x0:
+        pipe.config = pipe.config.override(["sample.clip_x0=true"])
     prompts = read_prompts(args) or pipe.default_prompts()
     out = Path(args.out)
     kwargs = dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed)
@@ -351,6 +353,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompts-file", help="file with one prompt per line")
     s.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt")
     s.add_argument("--seed", type=int, default=0, help="sample k of every prompt starts from seed + k")
+    s.add_argument("--clip-x0", action="store_true",
+                   help="clamp the predicted clean image to [-1, 1] each step (pixel space; for "
+                        "noise-predicting models; default: the checkpoint's sample.clip_x0)")
     s.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's config)")
     s.add_argument("--cfg", type=float, help="guidance scale, 1 = off (default: the checkpoint's config)")
     s.add_argument("--sampler", choices=["euler", "heun", "ddim", "ddpm"],

@@ -136,3 +136,16 @@ def test_hf_dataset_errors(tmp_path, hf_dir):
     with pytest.raises(DataError, match="no caption column 'prompt'"):
         load_dataset(DataConfig(dataset="hf", hf_name=str(hf_dir), caption_column="prompt",
                                 cache_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("caption_column", ["", "json.prompt"])
+def test_webdataset_style_rows_jpg_and_json_prompt(tmp_path, caption_column):
+    """The text-to-image-2M layout: an image column `jpg` and the caption inside a `json` dict."""
+    root = tmp_path / "wds"
+    root.mkdir()
+    Image.new("RGB", (12, 12), "red").save(root / "0.jpg")
+    (root / "captions.jsonl").write_text(json.dumps({"jpg": "0.jpg", "json": {"prompt": "a red tile",
+                                                                             "width": 12}}) + "\n")
+    cfg = DataConfig(dataset="folder", data_dir=str(root), image_size=8, caption_column=caption_column,
+                     cache_dir=str(tmp_path / "cache"))
+    assert load_dataset(cfg).captions == [["a red tile"]]

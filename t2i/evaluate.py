@@ -216,22 +216,31 @@ def class_prompts(pipe: Pipeline, which: str = "names") -> list[list[str]]:
     return [[n] for n in classes.names] if which == "names" else [list(h) for h in classes.heldout]
 
 
+def prompt_shares(options: list[str], n_per_class: int) -> list[tuple[str, int, int]]:
+    """How a class's n_per_class images are shared evenly among its prompts: (prompt, first,
+    count) for each, `first` counted within the class."""
+    out, first = [], 0
+    for i, prompt in enumerate(options):
+        share = n_per_class // len(options) + (i < n_per_class % len(options))
+        out.append((prompt, first, share))
+        first += share
+    return out
+
+
 def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float, sampler: str,
                        seed: int = 0, batch: int = 100,
-                       prompts: str = "names") -> tuple[torch.Tensor, torch.Tensor]:
+                       sets: Optional[list[list[str]]] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n_per_class images for each class (seeds seed .. seed + n - 1), in [-1, 1], with their
-    labels; a class with several prompts shares its images evenly among them."""
+    labels. `sets` holds each class's prompts (default: its name); a class with several prompts
+    shares its images evenly among them (`prompt_shares`)."""
+    sets = sets or class_prompts(pipe, "names")
     images = []
-    sets = class_prompts(pipe, prompts)
     for options in sets:
-        first = 0
-        for i, prompt in enumerate(options):
-            share = n_per_class // len(options) + (i < n_per_class % len(options))
+        for prompt, first, share in prompt_shares(options, n_per_class):
             for start in range(first, first + share, batch):
                 k = min(batch, first + share - start)
                 images.append(pipe([prompt], steps=steps, cfg=cfg, sampler=sampler,
                                    seed=seed + start, num_per_prompt=k) * 2 - 1)
-            first += share
     labels = torch.arange(len(sets)).repeat_interleave(n_per_class)
     return torch.cat(images), labels
 
@@ -239,12 +248,11 @@ def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float,
 def per_prompt_accuracy(sets: list[list[str]], n_per_class: int, labels: torch.Tensor,
                         preds: torch.Tensor) -> dict[str, float]:
     """Accuracy of each prompt, given images laid out as `generate_per_class` makes them."""
-    out, start = {}, 0
-    for options in sets:
-        for i, prompt in enumerate(options):
-            share = n_per_class // len(options) + (i < n_per_class % len(options))
-            out[prompt] = (preds[start:start + share] == labels[start:start + share]).double().mean().item()
-            start += share
+    out = {}
+    for c, options in enumerate(sets):
+        for prompt, first, share in prompt_shares(options, n_per_class):
+            rows = slice(c * n_per_class + first, c * n_per_class + first + share)
+            out[prompt] = (preds[rows] == labels[rows]).double().mean().item()
     return out
 
 
@@ -253,8 +261,9 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
                       seed: int = 0, inception: bool = False, prompts: str = "names") -> dict:
     """The evaluation report of a pipeline (see the module doc for the protocol)."""
     names = pipe.classes.names
+    sets = class_prompts(pipe, prompts)
     start = time.perf_counter()
-    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed, prompts=prompts)
+    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed, sets=sets)
     seconds = time.perf_counter() - start
     scores = reference.score(images, labels)
     preds = scores.pop("predictions")
@@ -268,7 +277,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
         "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
                      "sampler": sampler, "cfg": cfg, "seed": seed,
                      "clip_x0": pipe.config.sample.clip_x0,
-                     "prompts": prompts, "prompt_list": class_prompts(pipe, prompts),
+                     "prompts": prompts, "prompt_list": sets,
                      "reference": reference.reference,
                      "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",
                      "precision_recall_k": reference.k,
@@ -276,7 +285,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
                                    "the same way"},
         **scores,
         "per_class": {n: c for n, c in zip(names, (confusion.diag() / n_per_class).tolist())},
-        "per_prompt": per_prompt_accuracy(class_prompts(pipe, prompts), n_per_class, labels, preds),
+        "per_prompt": per_prompt_accuracy(sets, n_per_class, labels, preds),
         "confusion": confusion.tolist(),
         "real_floor": floor,
         "inception_fid": fid, "inception_note": note,

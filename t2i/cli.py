@@ -99,8 +99,10 @@ def cmd_prepare(args) -> int:
                                     progress=not args.quiet)
         done.append(f"latent cache {latent_cache_path(cfg)}: {len(latents)} latents of shape "
                     f"{'x'.join(map(str, latents.shape))} (VAE {cfg.vae.name}, scale {codec.scale:.5g})")
-    text = build_text_encoder(cfg.text, data.classes)
-    if isinstance(text, PretrainedTextEncoder) and data.classes is not None:
+    # Only a labelled dataset has a finite caption set to encode ahead (free-form captions are
+    # encoded as batches come), so the encoder is loaded only then.
+    text = build_text_encoder(cfg.text, data.classes) if data.classes is not None else None
+    if isinstance(text, PretrainedTextEncoder):
         info = text.precompute(data.classes.all_captions(), cache_root(cfg.data) / "text")
         done.append(f"text embeddings of {info['captions']} captions ({cfg.text.encoder}): "
                     f"{'x'.join(map(str, info['shape']))}, {info['bytes'] / 1e6:.1f} MB, "

@@ -220,7 +220,8 @@ class PretrainedTextEncoder(TextEncoder):
     the demo mean exactly "unconditional".
 
     A finite caption set (a labelled dataset's captions) is encoded once with `precompute`,
-    cached on disk, and looked up from then on; other prompts are encoded as they come."""
+    cached on disk, and looked up from then on; a batch holding any other prompt is encoded as
+    it comes."""
 
     def __init__(self, name: str, max_length: int = 0, batch: int = 256):
         super().__init__()
@@ -299,26 +300,12 @@ class PretrainedTextEncoder(TextEncoder):
 
     def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self._index.get(p) for p in prompts]
-        fresh = [p for p, r in zip(prompts, rows) if r is None]
-        if not fresh:  # all cached: one gather, trimmed to the longest prompt of the batch
-            tokens, mask = self._table
-            idx = torch.tensor(rows)
-            tokens, mask = tokens[idx], mask[idx]
-        else:
-            new_tokens, new_mask = self._encode(fresh)
-            if len(fresh) == len(prompts):
-                return new_tokens, new_mask
-            cached = [r for r in rows if r is not None]
-            old_tokens, old_mask = self._table[0][cached], self._table[1][cached]
-            length = max(old_tokens.shape[1], new_tokens.shape[1])
-            old_tokens, old_mask = pad_tokens(old_tokens, old_mask, length)
-            new_tokens, new_mask = pad_tokens(new_tokens.cpu(), new_mask.cpu(), length)
-            tokens = torch.empty(len(prompts), length, self.dim)
-            mask = torch.empty(len(prompts), length, dtype=torch.bool)
-            is_new = torch.tensor([r is None for r in rows])
-            tokens[is_new], mask[is_new] = new_tokens, new_mask
-            tokens[~is_new], mask[~is_new] = old_tokens, old_mask
-        length = int(mask.sum(1).max())
+        if None in rows:  # a prompt outside the cached caption set: encode the batch as it comes
+            return self._encode(prompts)
+        tokens, mask = self._table
+        idx = torch.tensor(rows)
+        tokens, mask = tokens[idx], mask[idx]
+        length = int(mask.sum(1).max())  # trimmed to the longest prompt of the batch
         return tokens[:, :length], mask[:, :length]
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

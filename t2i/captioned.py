@@ -145,8 +145,13 @@ def folder_records(cfg) -> tuple[int, Iterator[Record], dict]:
     for row in rows:
         by_image.setdefault(str(row[image_key]), []).extend(_captions(_field(row, caption_key)))
     items = list(by_image.items())[:cfg.subset or None]
-    stats = [(name, *(lambda s: (s.st_size, s.st_mtime_ns))((root / name).stat()))
-             if (root / name).is_file() else (name, -1, -1) for name, _ in items]
+
+    def stat(name: str) -> tuple[str, int, int]:  # size and mtime: a changed image rebuilds
+        if not (root / name).is_file():
+            return name, -1, -1
+        st = (root / name).stat()
+        return name, st.st_size, st.st_mtime_ns
+    stats = [stat(name) for name, _ in items]
     fingerprint = {"captions_sha256": hashlib.sha256(found[0].read_bytes()).hexdigest(),
                    "files_sha256": hashlib.sha256(json.dumps(stats).encode()).hexdigest()}
 

@@ -14,47 +14,19 @@ either the old set or the new one, never a half-written checkpoint that looks co
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .config import Config
+from .fsutil import atomic_directory, write_text_atomic
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `path` to fill. If the block completes, the folder
-    replaces `path` (an old one is first renamed aside, then deleted); if it fails, the folder
-    is deleted. Readers never see a half-written checkpoint or cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part-"))
-    try:
-        yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.replace(path, old / path.name)
-            shutil.rmtree(old)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -96,7 +68,7 @@ def save_checkpoint(run_dir: Path, step: int, config: Config, model: dict[str, t
         if extra_tensors:
             save_file(_cpu(extra_tensors), tmp / "state.safetensors")
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    _write_text_atomic(root / LATEST, final.name)
+    write_text_atomic(root / LATEST, final.name)
     if keep_last:
         for old in sorted(root.glob("step_*"))[:-keep_last]:
             shutil.rmtree(old)

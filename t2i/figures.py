@@ -13,7 +13,7 @@ from PIL import Image
 
 from .data import load_dataset
 from .images import make_grid, with_title
-from .objectives import interpolate
+from .paths import interpolate
 from .pipeline import Pipeline
 
 
@@ -87,7 +87,10 @@ def noise_levels(config, levels: int = 8, seed: int = 0) -> Image.Image:
 
 def training_curves(run_dir: str | Path, path: str | Path) -> Path:
     """The run's TensorBoard scalars (loss, grad norm, LR, img/s, eval metrics) as one PNG."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("training curves need matplotlib: pip install 't2i[figures]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -192,7 +192,7 @@ class DiT(nn.Module):
 
 
 class UNet(nn.Module):
-    """The latent-DDPM design's backbone: a U-Net with cross-attention to the text tokens,
+    """The latent-DDPM backbone: a U-Net with cross-attention to the text tokens,
     diffusers' `UNet2DConditionModel` in a small configuration (the well-kept implementation;
     only the wrapper is ours). Same call as the DiT: forward(x_t, t, tokens, mask) -> prediction.
     Text tokens are projected to the U-Net's cross-attention width; padding is masked."""

@@ -8,22 +8,10 @@ facebookresearch/flow_matching does with its `epsilon_to_velocity`-style convers
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from .samplers import cosine_t
-
-
-def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """x_t on the straight line from noise (t = 0) to data (t = 1)."""
-    t = t.view(-1, *([1] * (x.dim() - 1)))
-    return (1 - t) * noise + t * x
-
-
-def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return t.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+from .paths import broadcast, cosine_t, vp
 
 
 class FlowMatching:
@@ -56,8 +44,7 @@ class FlowMatching:
 
 
 class CleanImage:
-    """Clean-image (x0) prediction with continuous noise levels, the Fashion-MNIST
-    latent-diffusion design's recipe: noise level s ~ Beta(a, b) rescaled to [s_min, s_max]
+    """Clean-image (x0) prediction with continuous noise levels (the `fmnist-paper` recipe): noise level s ~ Beta(a, b) rescaled to [s_min, s_max]
     (Beta(1, 2.5) favours low noise), t = 1 - s, MSE on the clean image.
 
     Velocity: from x_t = (1 - t) noise + t x0, noise = (x_t - t x0) / (1 - t), so
@@ -86,7 +73,7 @@ class CleanImage:
 
     def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # Clamp keeps t = 1 finite for callers that probe it; samplers never step from t = 1.
-        return (pred - x_t) / _bcast((1 - t).clamp(min=1e-4), x_t)
+        return (pred - x_t) / broadcast((1 - t).clamp(min=1e-4), x_t)
 
 
 class Diffusion:
@@ -96,7 +83,7 @@ class Diffusion:
 
     The model sees the point of our line at t = alpha / (alpha + sigma), which is z / r with
     r = alpha + sigma — the same image at another scale, so the DiT and every sampler are shared
-    with flow matching (see samplers.py). From t alone, alpha = t / h, sigma = (1 - t) / h with
+    with flow matching (see paths.py). From t alone, alpha = t / h, sigma = (1 - t) / h with
     h = sqrt(t^2 + (1 - t)^2), and z = x_t / h.
 
     Velocity, exactly: eps: x0 = (x_t - (1 - t) eps) / t, so v = x0 - eps = (x_t - eps) / t,
@@ -110,21 +97,13 @@ class Diffusion:
         self.prediction = prediction
         self.t_start = cosine_t(0.999) if prediction == "eps" else 0.0
 
-    @staticmethod
-    def _vp(t: torch.Tensor, like: torch.Tensor):
-        t = _bcast(t, like).float()
-        h = torch.sqrt(t ** 2 + (1 - t) ** 2)
-        return t / h, (1 - t) / h, h
-
     def sample_t(self, n: int, device=None) -> torch.Tensor:
-        s = torch.rand(n, device=device)
-        a, b = torch.cos(math.pi / 2 * s), torch.sin(math.pi / 2 * s)
-        return a / (a + b)
+        return cosine_t(torch.rand(n, device=device))
 
     def target(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.prediction == "eps":
             return noise
-        alpha, sigma, _ = self._vp(t, x)
+        alpha, sigma, _ = vp(broadcast(t, x).float())
         return alpha * noise - sigma * x
 
     def loss(self, pred: torch.Tensor, x: torch.Tensor, noise: torch.Tensor,
@@ -133,18 +112,23 @@ class Diffusion:
 
     def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.prediction == "eps":
-            return (x_t - pred) / _bcast(t.clamp(min=1e-4), x_t)
-        alpha, sigma, h = self._vp(t, x_t)
+            return (x_t - pred) / broadcast(t.clamp(min=1e-4), x_t)
+        alpha, sigma, h = vp(broadcast(t, x_t).float())
         z = x_t / h
         return (alpha * z - sigma * pred) - (sigma * z + alpha * pred)
 
 
+# name -> constructor from an `ObjectiveConfig`: a new objective is one entry here.
+OBJECTIVES = {
+    "flow": lambda cfg: FlowMatching(cfg.t_sampling, cfg.logit_mean, cfg.logit_std),
+    "x0": lambda cfg: CleanImage(cfg.beta_a, cfg.beta_b, cfg.s_min, cfg.s_max),
+    "eps": lambda cfg: Diffusion("eps"),
+    "v": lambda cfg: Diffusion("v"),
+}
+
+
 def build_objective(cfg):
     """The objective named by an `ObjectiveConfig`."""
-    if cfg.kind == "flow":
-        return FlowMatching(cfg.t_sampling, cfg.logit_mean, cfg.logit_std)
-    if cfg.kind == "x0":
-        return CleanImage(cfg.beta_a, cfg.beta_b, cfg.s_min, cfg.s_max)
-    if cfg.kind in ("eps", "v"):
-        return Diffusion(cfg.kind)
-    raise ValueError(f"unknown objective {cfg.kind!r}; one of ['eps', 'flow', 'v', 'x0']")
+    if cfg.kind not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.kind!r}; one of {sorted(OBJECTIVES)}")
+    return OBJECTIVES[cfg.kind](cfg)

@@ -16,14 +16,14 @@ from torch import nn
 
 from .captions import Classes
 from .checkpoint import load_config, load_weights, resolve_checkpoint
+from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
 from .model import build_backbone
 from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
-from .samplers import Callback, cfg as guide, clip_x0, get_sampler
-from .text import build_text_encoder
-from .vae import load_codec
+from .samplers import Callback, clip_x0, get_sampler, guidance
+from .text import build_text_encoder, pad_tokens
 
 
 def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict:
@@ -49,7 +49,7 @@ class Pipeline:
     def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = "auto",
                         weights: str = "ema") -> "Pipeline":
         """Load a checkpoint directory or a run directory (its latest checkpoint). `weights`
-        picks the EMA (default, what the reference designs sample from) or the raw model."""
+        picks the EMA (default: averaged weights sample better) or the raw model."""
         ckpt = resolve_checkpoint(path)
         config = load_config(ckpt)
         codec = load_codec(config)
@@ -90,30 +90,42 @@ class Pipeline:
     @torch.no_grad()
     def __call__(self, prompts: list[str], steps: Optional[int] = None, cfg: Optional[float] = None,
                  seed: int = 0, sampler: Optional[str] = None, num_per_prompt: int = 1,
-                 callback: Optional[Callback] = None) -> torch.Tensor:
+                 callback: Optional[Callback] = None, clip_x0: Optional[bool] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
-        prompt. Defaults for steps, cfg and sampler come from the checkpoint's config. The
-        callback sees the states in the backbone's space (pixels in [-1, 1], or latents): pass them
-        to `decode` to see them as images."""
+        prompt. Defaults for steps, cfg, sampler and clip_x0 (clamp the predicted clean image to
+        [-1, 1] each step; pixel space only) come from the checkpoint's config. The callback sees
+        the states in the backbone's space (pixels in [-1, 1], or latents): pass them to `decode`
+        to see them as images."""
         if isinstance(prompts, str):
             prompts = [prompts]
         s = self.config.sample
         steps = s.steps if steps is None else steps
         scale = s.cfg if cfg is None else cfg
+        clip = s.clip_x0 if clip_x0 is None else clip_x0
         solve = get_sampler(sampler or s.sampler)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        text = self.networks["text"]
-        tokens, mask = text.encode(list(prompts))
-        tokens = tokens.repeat_interleave(num_per_prompt, 0).to(self.device)
-        mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
-        null = tuple(v.to(self.device) for v in text.null(len(tokens)))
+        cond, null = self.condition(list(prompts), num_per_prompt, pad=scale != 1.0)
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
-        velocity = guide(self.velocity, (tokens, mask), null, scale)
-        if s.clip_x0:
-            if self.config.vae.name:
-                raise ValueError("sample.clip_x0 clips to the pixel range [-1, 1]; latents have none")
+        velocity = guidance(self.velocity, cond, null, scale)
+        if clip:
+            if self.config.latent:
+                raise ValueError("clip_x0 clips to the pixel range [-1, 1]; latents have none")
             velocity = clip_x0(velocity)
         x = solve(velocity, x, steps, callback, t_start=self.objective.t_start,
                   generator=torch.Generator().manual_seed(seed))
         return self.decode(x)
+
+    def condition(self, prompts: list[str], num_per_prompt: int = 1, pad: bool = True):
+        """The text condition of each image and the null condition beside it, both
+        (tokens [B, L, D], mask [B, L]) on the device; `pad`: padded with masked tokens to one
+        length, so guidance can run them as one batch (unguided sampling needs no null)."""
+        text = self.networks["text"]
+        tokens, mask = text.encode(prompts)
+        tokens = tokens.repeat_interleave(num_per_prompt, 0).to(self.device)
+        mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
+        null_tokens, null_mask = (v.to(self.device) for v in text.null(len(tokens)))
+        if not pad:
+            return (tokens, mask), (null_tokens, null_mask)
+        length = max(tokens.shape[1], null_tokens.shape[1])
+        return pad_tokens(tokens, mask, length), pad_tokens(null_tokens, null_mask, length)

@@ -9,6 +9,7 @@ import os
 import time
 
 import torch
+import torch.distributed as dist
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ def init_distributed(device_name: str = "auto") -> torch.device:
     device = resolve_device(device_name)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return device
-    import torch.distributed as dist
-
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -56,8 +55,6 @@ def init_distributed(device_name: str = "auto") -> torch.device:
 
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size): (0, 1) outside a process group."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -66,8 +63,6 @@ def rank_and_world() -> tuple[int, int]:
 @contextlib.contextmanager
 def main_process_first():
     """Rank 0 runs the block first (e.g. building a cache), the other ranks after it is done."""
-    import torch.distributed as dist
-
     rank, world = rank_and_world()
     if world > 1 and rank != 0:
         dist.barrier()

@@ -2,11 +2,10 @@
 
 A sampler sees only `velocity(x, t) -> v` with t a tensor of shape [B]; it carries x from t = 0
 (noise) to t = 1 (data) along a grid of times. Objectives join by converting their prediction
-to a velocity (objectives.py); guidance joins by wrapping the velocity (`cfg`).
+to a velocity (objectives.py); guidance joins by wrapping the velocity (`guidance`).
 
-Every Gaussian diffusion path z = alpha x + sigma noise is the straight line
-x_t = (1 - t) noise + t x scaled: z = (alpha + sigma) x_t at t = alpha / (alpha + sigma) (Kingma
-et al. 2021; Karras et al. 2022, sec. 4). So the classic samplers are grids and steps on our line:
+Every Gaussian diffusion path is our straight line scaled (paths.py), so the classic samplers
+are grids and steps on our line:
 - DDIM (Song et al. 2021, eta = 0) *is* Euler on the grid of the cosine schedule: its update
   z' = alpha' x0 + sigma' noise is, divided by alpha' + sigma', exactly x_t + (t' - t) v. `ddim` is Euler
   on that grid, not a copy of it.
@@ -26,7 +25,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .text import pad_tokens
+from .paths import time_grid, vp
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
@@ -34,25 +33,6 @@ Callback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
 
 def _t(x: torch.Tensor, t: float) -> torch.Tensor:
     return torch.full((x.shape[0],), t, device=x.device, dtype=torch.float32)
-
-
-def cosine_t(s: float) -> float:
-    """The time on our line of noise level s in [0, 1] of the cosine schedule (Nichol &
-    Dhariwal 2021: alpha = cos(pi s / 2), sigma = sin(pi s / 2))."""
-    a, b = math.cos(math.pi * s / 2), math.sin(math.pi * s / 2)
-    return a / (a + b)
-
-
-def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0) -> list[float]:
-    """steps + 1 times from t_start to 1: uniform in t, or uniform in the noise level of the
-    cosine schedule, as DDPM and DDIM step (in t, steps are then a little longer at both ends
-    than mid-way)."""
-    if spacing == "uniform":
-        return torch.linspace(t_start, 1, steps + 1).tolist()
-    if spacing == "cosine":
-        s_max = 2 / math.pi * math.atan2(1 - t_start, t_start)  # the noise level of t_start
-        return [cosine_t(s) for s in torch.linspace(s_max, 0, steps + 1).tolist()]
-    raise ValueError(f"unknown time spacing {spacing!r}; one of ['cosine', 'uniform']")
 
 
 @torch.no_grad()
@@ -90,12 +70,6 @@ def heun(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Cal
     return x
 
 
-def _vp(t: float) -> tuple[float, float, float]:
-    """alpha, sigma (alpha^2 + sigma^2 = 1) and the scale r with z = x_t / r, at time t."""
-    r = math.hypot(t, 1 - t)
-    return t / r, (1 - t) / r, r
-
-
 @torch.no_grad()
 def ddpm(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Callback] = None,
          grid: Optional[Sequence[float]] = None,
@@ -108,7 +82,7 @@ def ddpm(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Cal
     for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
         v = velocity(x, _t(x, t))
         x0, noise = x + (1 - t) * v, x - t * v  # the line's endpoints as the model sees them
-        (a, s, _), (a2, s2, r2) = _vp(t), _vp(t_next)
+        (a, s, _), (a2, s2, r2) = vp(t), vp(t_next)
         # Posterior std (DDIM eq. 16, eta = 1) in VP terms: (s2 / s) sqrt(1 - a^2 / a2^2).
         c = s2 / s * math.sqrt(max(0.0, 1 - (a / a2) ** 2)) if s > 0 and a2 > 0 else 0.0
         fresh = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
@@ -153,25 +127,18 @@ def clip_x0(velocity: Velocity, low: float = -1.0, high: float = 1.0) -> Velocit
     return clipped
 
 
-def cfg(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, torch.Tensor],
-        null: tuple[torch.Tensor, torch.Tensor], scale: float) -> Velocity:
+def guidance(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, ...],
+             null: tuple[torch.Tensor, ...], scale: float) -> Velocity:
     """Classifier-free guidance: v = v_uncond + scale * (v_cond - v_uncond).
 
-    `velocity(x, t, tokens, mask)` is the conditional model; the conditional and unconditional
-    halves run as one doubled batch. At scale 1 guidance is off and the unconditional pass is
-    skipped entirely."""
-    tokens, mask = cond
+    `velocity(x, t, *cond)` is the conditional model; `null` holds the unconditional inputs,
+    shaped like `cond` (the caller pads text to one length), and both halves run as one doubled
+    batch. At scale 1 guidance is off and the unconditional pass is skipped entirely."""
     if scale == 1.0:
-        return lambda x, t: velocity(x, t, tokens, mask)
-    # One batch needs one length: pad the shorter sequences with masked tokens.
-    length = max(tokens.shape[1], null[0].shape[1])
-    tokens, mask = pad_tokens(tokens, mask, length)
-    null_tokens, null_mask = pad_tokens(*null, length)
-    both_tokens = torch.cat([tokens, null_tokens.to(tokens.dtype)])
-    both_mask = torch.cat([mask, null_mask])
+        return lambda x, t: velocity(x, t, *cond)
+    both = [torch.cat([c, n.to(c.dtype)]) for c, n in zip(cond, null)]
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        v_cond, v_uncond = velocity(torch.cat([x, x]), torch.cat([t, t]),
-                                    both_tokens, both_mask).chunk(2)
+        v_cond, v_uncond = velocity(torch.cat([x, x]), torch.cat([t, t]), *both).chunk(2)
         return v_uncond + scale * (v_cond - v_uncond)
     return guided

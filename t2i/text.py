@@ -55,6 +55,7 @@ def drop_condition(tokens: torch.Tensor, mask: torch.Tensor, null_tokens: torch.
 
 class TextEncoder(nn.Module):
     dim: int  # token width
+    prompts: str  # what prompts it understands: "ignored" | "class names" | "free text"
 
     def __init__(self):
         super().__init__()
@@ -78,6 +79,7 @@ class NoText(TextEncoder):
     """`none`: unconditional generation. Every prompt, and the null, is one zero token."""
 
     dim = 1
+    prompts = "ignored"
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         return torch.zeros(len(prompts), dtype=torch.long)
@@ -97,6 +99,8 @@ class ClassTextEncoder(TextEncoder):
         class at all (the model's text projection then sees only its bias).
     learned: a trainable embedding with one extra row for the null condition.
     """
+
+    prompts = "class names"
 
     def __init__(self, kind: str, classes: Classes, dim: int = 64):
         super().__init__()
@@ -223,6 +227,8 @@ class PretrainedTextEncoder(TextEncoder):
     cached on disk, and looked up from then on; a batch holding any other prompt is encoded as
     it comes."""
 
+    prompts = "free text"
+
     def __init__(self, name: str, max_length: int = 0, batch: int = 256):
         super().__init__()
         self.name = name
@@ -318,18 +324,26 @@ class PretrainedTextEncoder(TextEncoder):
         return tokens.expand(batch, -1, -1), mask.expand(batch, -1)
 
 
-CLASS_ENCODERS = ("onehot", "learned")
+def _class_encoder(cfg, classes: Optional[Classes]) -> ClassTextEncoder:
+    if classes is None:
+        raise ValueError(f"text.encoder={cfg.encoder} needs a class-labelled dataset "
+                         "(fashion-mnist, mnist, cifar10); this dataset has free-form captions: "
+                         "use a pretrained encoder (text.encoder=minilm, or a hub id / folder)")
+    return ClassTextEncoder(cfg.encoder, classes, cfg.dim)
+
+
+# text.encoder -> constructor(cfg, classes). Any other name is a pretrained Hugging Face
+# encoder: `minilm`, a hub id or a local folder.
+ENCODERS = {
+    "none": lambda cfg, classes: NoText(),
+    "onehot": _class_encoder,
+    "learned": _class_encoder,
+}
 
 
 def build_text_encoder(cfg, classes: Optional[Classes]) -> TextEncoder:
     """The encoder named by a `TextConfig`. `classes` is the dataset's (None for a captioned
     dataset, where only `none` or a pretrained encoder make sense)."""
-    if cfg.encoder == "none":
-        return NoText()
-    if cfg.encoder in CLASS_ENCODERS:
-        if classes is None:
-            raise ValueError(f"text.encoder={cfg.encoder} needs a class-labelled dataset "
-                             "(fashion-mnist, mnist, cifar10); this dataset has free-form captions: "
-                             "use a pretrained encoder (text.encoder=minilm, or a hub id / folder)")
-        return ClassTextEncoder(cfg.encoder, classes, cfg.dim)
+    if cfg.encoder in ENCODERS:
+        return ENCODERS[cfg.encoder](cfg, classes)
     return PretrainedTextEncoder(cfg.encoder, cfg.max_length)

@@ -1,11 +1,9 @@
-"""The training loop: AdamW, warm-up + cosine (or constant) LR, gradient accumulation and
-clipping, autocast, EMA, TensorBoard, periodic EMA sample grids, atomic checkpoints, resume.
+"""The denoiser trainer: text encoding with per-sample condition dropout, the objective's loss,
+EMA of the weights, EMA sample grids and quick evaluations during training — on the shared loop
+(loop.py: budget, LR schedule, gradient accumulation and clipping, autocast, logging,
+checkpoints, resume).
 
-Resume continues the same run: the data order (an epoch permutation and a cursor), the global
-torch RNG (noise, times, condition dropout) and the optimizer state are all checkpointed, so an
-interrupted fp32 run retraces the uninterrupted one exactly.
-
-Under torchrun the loop is data-parallel (DistributedDataParallel). Every rank walks the same
+Under torchrun the trainer is data-parallel (DistributedDataParallel). Every rank walks the same
 permutation and draws the same random numbers for the whole global batch, then keeps its own
 slice: rank r trains on samples [r*B, (r+1)*B) of each global batch of B * world. So N ranks
 with batch B compute what one process computes with batch N*B (up to float summation order),
@@ -18,114 +16,28 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
-import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import (load_config, load_weights, pack_training_state, resolve_checkpoint,
-                         restore_training_state, save_checkpoint)
+from .checkpoint import load_config, load_weights
+from .codecs import load_codec
 from .config import Config
-from .data import EpochSampler, ImageDataset, cache_root, load_dataset, open_latent_cache
+from .data import ImageDataset, dataset_spec, load_dataset, open_latent_cache
+from .evaluation import Reference, evaluate_pipeline
+from .fsutil import cache_root
 from .images import make_grid
-from .objectives import build_objective, interpolate
+from .loop import Tracker, TrainingLoop, resume_checkpoint
+from .objectives import build_objective
+from .paths import interpolate
 from .pipeline import Pipeline, build_networks
 from .runtime import autocast, init_distributed, main_process_first, rank_and_world, resolve_precision
 from .text import PretrainedTextEncoder, drop_condition, move
-from .vae import load_codec
 
 log = logging.getLogger(__name__)
-
-
-def lr_factor(cfg, step: int, progress: float) -> float:
-    """LR multiplier: linear warm-up over `warmup_steps`, then constant or cosine from 1 to
-    `min_lr_ratio` as `progress` goes 0 -> 1."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    if cfg.schedule == "cosine_restarts":  # each cycle a full cosine, restarting at lr
-        progress = min(progress, 1.0) * cfg.cycles
-        progress = 1.0 if progress >= cfg.cycles else progress % 1.0
-    elif cfg.schedule != "cosine":
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; one of ['constant', 'cosine', "
-                         "'cosine_restarts']")
-    cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
-
-
-def schedule_progress(cfg, step: int, elapsed: float) -> float:
-    """How far a run is through its budget, 0 -> 1: steps, or training minutes when
-    `max_minutes` is set, whichever runs out first. The LR schedule follows it."""
-    p = step / cfg.steps
-    if cfg.max_minutes > 0:
-        p = max(p, elapsed / (60 * cfg.max_minutes))
-    return p
-
-
-class BudgetBar:
-    """A tqdm bar over a run's budget: training seconds with a time budget, else steps."""
-
-    def __init__(self, cfg, step: int, elapsed: float, enabled: bool = True):
-        from tqdm.auto import tqdm
-
-        self.timed = cfg.max_minutes > 0
-        self.bar = tqdm(total=round(60 * cfg.max_minutes) if self.timed else cfg.steps,
-                        initial=round(elapsed) if self.timed else step,
-                        unit="s" if self.timed else "step", disable=not enabled, dynamic_ncols=True)
-
-    def advance(self, elapsed: float) -> None:
-        """After one step that brought the training time to `elapsed` seconds."""
-        bar = self.bar
-        bar.update((min(round(elapsed), bar.total) - bar.n) if self.timed else 1)
-
-    def set_postfix(self, **kwargs) -> None:
-        self.bar.set_postfix(**kwargs)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class Tracker:
-    """Where metrics and sample grids go: TensorBoard (`RUN/tb`) always, and Weights & Biases
-    too with `train.wandb=true` (optional: `pip install wandb`; nothing else needs it)."""
-
-    def __init__(self, out_dir: Path, config: Config, step: int):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=step or None)
-        self.run = None
-        if config.train.wandb:
-            try:
-                import wandb
-            except ImportError:
-                raise ImportError("train.wandb=true needs wandb: pip install wandb") from None
-            # One W&B run per run directory, continued on resume.
-            self.run = wandb.init(project=config.train.wandb_project, name=out_dir.name,
-                                  id=f"t2i-{out_dir.resolve().name}", resume="allow",
-                                  dir=str(out_dir), config=config.to_dict())
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        self.tb.add_scalar(tag, value, step)
-        if self.run is not None:
-            self.run.log({tag: value}, step=step)
-
-    def image(self, tag: str, image, step: int) -> None:
-        import numpy as np
-
-        self.tb.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
-        if self.run is not None:
-            import wandb
-
-            self.run.log({tag: wandb.Image(image)}, step=step)
-
-    def close(self) -> None:
-        self.tb.close()
-        if self.run is not None:
-            self.run.finish()
 
 
 class Denoiser(nn.Module):
@@ -150,7 +62,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(ema_p, model_p, 1 - decay)
 
 
-class Trainer:
+class Trainer(TrainingLoop):
     """`Trainer(config, out_dir).train()`; `resume` is a checkpoint, a run dir, or "latest"
     (the latest checkpoint of `out_dir`)."""
 
@@ -158,83 +70,78 @@ class Trainer:
                  data: Optional[ImageDataset] = None, progress: bool = True):
         self.out_dir = Path(out_dir)
         self.progress = progress
-        ckpt = None
-        if resume:
-            ckpt = resolve_checkpoint(self.out_dir if resume == "latest" else resume)
-            saved = load_config(ckpt)
-            if (saved.model, saved.text, saved.data, saved.vae) != (config.model, config.text,
-                                                                      config.data, config.vae):
-                log.warning("resuming %s: model/text/data/vae come from the checkpoint's config", ckpt)
-                config = Config(preset=config.preset, model=saved.model, text=saved.text,
-                                data=saved.data, vae=saved.vae, objective=config.objective,
-                                train=config.train, sample=config.sample)
+        ckpt = resume_checkpoint(self.out_dir, resume)
+        if ckpt is not None:
+            config = _resumed_config(config, ckpt)
         # A local VAE folder is recorded as an absolute path: the checkpoint samples from anywhere.
         config = config.override([f"vae.name={config.vae.resolved_name()}"])
         self.config = config
-        tc = config.train
-        torch.manual_seed(tc.seed)
-        self.device = init_distributed(tc.device)
+        torch.manual_seed(config.train.seed)
+        self.device = init_distributed(config.train.device)
         self.rank, self.world = rank_and_world()
         self.is_main = self.rank == 0
-        self.dtype = resolve_precision(tc.precision, self.device)
-        # Pixel space trains on the images; latent space on the memory-mapped latent cache.
-        # Caches (a folder's or HF dataset's images, latents, caption embeddings) are built on
-        # first use — by rank 0, the other ranks then read them — or ahead with `t2i prepare`.
+        self.dtype = resolve_precision(config.train.precision, self.device)
         self.codec = load_codec(config, self.device)
-        if data is None:
-            bar = progress and self.is_main
-            with main_process_first():
-                data = (open_latent_cache(config, self.codec, progress=bar) if config.vae.name
-                        else load_dataset(config.data, "train", bar))
-        self.data = data
+        self.data = data if data is not None else self._build_data()
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
-        text = self.networks["text"]
-        if isinstance(text, PretrainedTextEncoder) and self.data.classes is not None:
-            # A labelled dataset's captions are a small finite set: encode them once.
-            with main_process_first():
-                self.text_cache = text.precompute(self.data.classes.all_captions(),
-                                                  cache=cache_root(config.data) / "text")
+        self.text_cache = self._precompute_captions()  # what was encoded ahead, or None
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
-        self.optimizer = torch.optim.AdamW(self.networks.parameters(), lr=tc.lr,
-                                           weight_decay=tc.weight_decay, betas=(0.9, 0.999))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-        self.model = Denoiser(self.networks)
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            # A learned null token goes unused in batches without dropped conditions.
-            unused = any(p.requires_grad for p in self.networks["text"].parameters())
-            self.model = DistributedDataParallel(self.model, find_unused_parameters=unused)
-        if tc.compile:
-            self.model = torch.compile(self.model)
-        self.step, self.elapsed = 0, 0.0
-        self.saved_step, self.last_checkpoint = -1, None
-        self.order = EpochSampler(len(self.data))
+        self.model = self._wrap(Denoiser(self.networks))
+        self.init_loop(self.networks, len(self.data))
         self.reference = None  # the evaluation's reference features, built at the first eval
         if ckpt is not None:
-            self._load(ckpt)
-        n = self.networks["backbone"].num_params()
-        log.info("model: %.2fM parameters, device %s, autocast %s, %d process(es)", n / 1e6,
-                 self.device, self.dtype or "off (fp32)", self.world)
+            self.resume(ckpt)
+        log.info("model: %.2fM parameters, device %s, autocast %s, %d process(es)",
+                 self.num_params / 1e6, self.device, self.dtype or "off (fp32)", self.world)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _build_data(self) -> ImageDataset:
+        """Pixel space trains on the images; latent space on the memory-mapped latent cache.
+        Caches (a folder's or HF dataset's images, latents) are built on first use — by rank 0,
+        the other ranks then read them — or ahead with `t2i prepare`."""
+        bar = self.progress and self.is_main
+        with main_process_first():
+            if self.config.latent:
+                return open_latent_cache(self.config, self.codec, progress=bar)
+            return load_dataset(self.config.data, "train", bar)
+
+    def _precompute_captions(self) -> Optional[dict]:
+        """A labelled dataset's captions are a small finite set: a pretrained encoder encodes
+        them once (cached on disk) instead of at every step."""
+        text = self.networks["text"]
+        if not (isinstance(text, PretrainedTextEncoder) and self.data.classes is not None):
+            return None
+        with main_process_first():
+            return text.precompute(self.data.classes.all_captions(),
+                                   cache=cache_root(self.config.data) / "text")
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        """DDP under torchrun, then torch.compile if asked."""
+        if self.world > 1:
+            # A learned null token goes unused in batches without dropped conditions.
+            unused = any(p.requires_grad for p in self.networks["text"].parameters())
+            model = DistributedDataParallel(model, find_unused_parameters=unused)
+        if self.config.train.compile:
+            model = torch.compile(model)
+        return model
+
+    @property
+    def num_params(self) -> int:
+        """Parameters of the backbone."""
+        return self.networks["backbone"].num_params()
 
     # ------------------------------------------------------------------ state
 
-    def save(self) -> Path:
-        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
-        path = save_checkpoint(self.out_dir, self.step, self.config, self.networks.state_dict(),
-                               self.ema.state_dict(), tensors, state, self.config.train.keep_last)
-        self.saved_step, self.last_checkpoint = self.step, path
-        log.info("checkpoint: %s", path)
-        return path
+    def weights(self) -> tuple[dict, dict]:
+        return self.networks.state_dict(), self.ema.state_dict()
 
-    def _load(self, ckpt: Path) -> None:
+    def load_weights(self, ckpt: Path) -> None:
         self.networks.load_state_dict(load_weights(ckpt, "model"))
         self.ema.load_state_dict(load_weights(ckpt, "ema"))
-        self.step, self.elapsed = restore_training_state(ckpt, self.optimizer, self.order)
-        log.info("resumed from %s at step %d", ckpt, self.step)
 
-    # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ one step
 
     def loss_on(self, x: torch.Tensor, text_inputs, global_batch: int = 0,
                 part: slice = slice(None)) -> torch.Tensor:
@@ -253,15 +160,14 @@ class Trainer:
         """The examples `idx` in the backbone's space, on the device, and the frozen text inputs of
         one caption each (chosen by the uniform numbers `u`)."""
         x, _ = self.data.batch(idx)
-        if not self.config.vae.name:  # pixel space: the codec may resize (latents come cached)
+        if not self.config.latent:  # pixel space: the codec may resize (latents come cached)
             x = self.codec.encode(x)
         text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
         return x.to(self.device), text_inputs
 
     def train_step(self) -> dict:
         tc = self.config.train
-        for group in self.optimizer.param_groups:
-            group["lr"] = tc.lr * lr_factor(tc, self.step, schedule_progress(tc, self.step, self.elapsed))
+        self.set_lr()
         total = 0.0
         global_batch = tc.batch_size * self.world
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
@@ -272,18 +178,23 @@ class Trainer:
             sync = micro == tc.grad_accum - 1 or self.world == 1
             with contextlib.nullcontext() if sync else self.model.no_sync():
                 loss = self.loss_on(x, text_inputs, global_batch, part)
-                self.scaler.scale(loss / tc.grad_accum).backward()
+                self.backward(loss)
             total += loss.item() / tc.grad_accum
-        self.scaler.unscale_(self.optimizer)
-        params = list(self.networks.parameters())
-        norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip if tc.grad_clip > 0 else math.inf)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
+        metrics = {"loss": total, **self.optimizer_step()}
         # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
         ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
-        return {"loss": total, "grad_norm": norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        return metrics
+
+    def forward_backward(self) -> float:
+        """One micro-batch's forward and backward pass without an optimizer step — what one
+        batch costs (`t2i bench` counts its FLOPs); the gradients are dropped after."""
+        n = self.config.train.batch_size
+        loss = self.loss_on(*self.micro_batch(self.order.next(n), torch.rand(n)))
+        loss.backward()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    # ------------------------------------------------------------------ samples and evaluation
 
     def pipeline(self) -> Pipeline:
         return Pipeline(self.config, self.ema, self.device, self.config.train.precision, self.codec)
@@ -296,95 +207,50 @@ class Trainer:
         by_seed = images.view(len(names), seeds, c, h, w).transpose(0, 1).reshape(-1, c, h, w)
         return make_grid(by_seed, ncol=len(names), scale=2)
 
-    def write_samples(self, writer: Optional[Tracker]) -> Path:
+    def write_samples(self, tracker: Optional[Tracker]) -> Path:
         grid = self.sample_grid()
         path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)
-        if writer is not None:
-            writer.image("samples/ema", grid, self.step)
+        if tracker is not None:
+            tracker.image("samples/ema", grid, self.step)
         return path
 
-    def write_eval(self, writer: Tracker) -> dict:
-        """A quick evaluation of the EMA weights (see evaluate.py) logged under eval/."""
-        from .evaluate import Reference, evaluate_pipeline
-
+    def write_eval(self, tracker: Tracker) -> dict:
+        """A quick evaluation of the EMA weights (see evaluation/) logged under eval/."""
         n, pipe = self.config.train.eval_n_per_class, self.pipeline()
         if self.reference is None:
             self.reference = Reference.for_pipeline(pipe, n)
         s = self.config.sample
         report = evaluate_pipeline(pipe, self.reference, n, s.steps, s.cfg, s.sampler)
         for key in ("accuracy", "fd", "precision", "recall"):
-            writer.scalar(f"eval/{key}", report[key], self.step)
+            tracker.scalar(f"eval/{key}", report[key], self.step)
         log.info("step %d: accuracy %.3f, FD %.2f (real %.2f), precision %.3f, recall %.3f",
                  self.step, report["accuracy"], report["fd"], self.reference.floor["fd"],
                  report["precision"], report["recall"])
         return report
 
-    def _sync(self, value: float, op: str = "broadcast") -> float:
-        """With several processes: rank 0's value ("broadcast") or the mean over ranks."""
-        if self.world == 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        if op == "broadcast":
-            dist.broadcast(t, 0)
-        else:
-            dist.all_reduce(t)
-            t /= self.world
-        return t.item()
-
-    def train(self) -> Optional[Path]:
-        """Train until `train.steps` or `train.max_minutes`, whichever comes first; returns the
-        final checkpoint (on rank 0; None on the other ranks, which write nothing)."""
+    def periodic(self, tracker: Tracker) -> None:
         tc = self.config.train
-        writer = None
-        if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            writer = Tracker(self.out_dir, self.config, self.step)
-        images_per_step = tc.batch_size * tc.grad_accum * self.world
-        self.networks.train()
-        bar = BudgetBar(tc, self.step, self.elapsed, enabled=self.progress and self.is_main)
-        # Logged loss and img/s are averages over the steps since the last log line, counting
-        # training time only.
-        window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
-        last = time.perf_counter()
-        try:
-            while schedule_progress(tc, self.step, self.elapsed) < 1.0:  # steps or minutes
-                metrics = self.train_step()
-                now = time.perf_counter()
-                # Every rank must see the same clock, or they would stop at different steps
-                # (and schedule the LR differently): rank 0's is the run's.
-                self.elapsed = self._sync(self.elapsed + now - last)
-                window_seconds += now - last
-                window_images += images_per_step
-                window_loss += metrics["loss"]
-                window_steps += 1
-                if self.step % tc.log_every == 0 or self.step == 1:
-                    metrics["loss"] = self._sync(window_loss / window_steps, "mean")
-                    metrics["img_per_s"] = window_images / max(window_seconds, 1e-9)
-                    window_seconds, window_images, window_loss, window_steps = 0.0, 0, 0.0, 0
-                    if writer is not None:
-                        for k, v in metrics.items():
-                            writer.scalar(f"train/{k}", v, self.step)
-                    bar.set_postfix(step=self.step, loss=f"{metrics['loss']:.4f}",
-                                    img_s=f"{metrics['img_per_s']:.0f}", lr=f"{metrics['lr']:.1e}")
-                bar.advance(self.elapsed)
-                if self.is_main:
-                    if tc.sample_every and self.step % tc.sample_every == 0:
-                        self.write_samples(writer)
-                    if tc.eval_every and self.step % tc.eval_every == 0:
-                        if self.config.data.dataset == "fashion-mnist":
-                            self.write_eval(writer)
-                    if tc.ckpt_every and self.step % tc.ckpt_every == 0:
-                        self.save()
-                last = time.perf_counter()  # time spent on samples/checkpoints is not training
-        finally:
-            bar.close()
-        if not self.is_main:
-            return None
-        final = self.save() if self.saved_step != self.step else self.last_checkpoint
-        log.info("samples: %s", self.write_samples(writer))
-        writer.close()
-        return final
+        if tc.sample_every and self.step % tc.sample_every == 0:
+            self.write_samples(tracker)
+        # Only a dataset with a shipped evaluation classifier can be evaluated.
+        if tc.eval_every and self.step % tc.eval_every == 0 and dataset_spec(self.config.data).classifier:
+            self.write_eval(tracker)
+
+    def finish(self, tracker: Tracker, checkpoint: Path) -> Path:
+        log.info("samples: %s", self.write_samples(tracker))
+        return checkpoint
+
+
+def _resumed_config(config: Config, ckpt: Path) -> Config:
+    """What a resumed run trains: the checkpoint's model, text, data and VAE (they shape the
+    weights and the data), with this run's objective, training and sampling settings."""
+    saved = load_config(ckpt)
+    if (saved.model, saved.text, saved.data, saved.vae) != (config.model, config.text,
+                                                              config.data, config.vae):
+        log.warning("resuming %s: model/text/data/vae come from the checkpoint's config", ckpt)
+        config = Config(preset=config.preset, model=saved.model, text=saved.text,
+                        data=saved.data, vae=saved.vae, objective=config.objective,
+                        train=config.train, sample=config.sample)
+    return config

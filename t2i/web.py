@@ -11,8 +11,10 @@ exhausting memory. This module imports only the pipeline side of t2i.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -103,16 +105,20 @@ def grid(images: torch.Tensor, width: int = 448) -> Image.Image:
 class Demo:
     """Generation with intermediate frames, independent of Gradio (tested without it)."""
 
-    def __init__(self, pipe: Pipeline, limits: Limits = Limits()):
+    def __init__(self, pipe: Pipeline, limits: Limits = Limits(), sampling: Optional[dict] = None):
         self.pipe = pipe
         self.limits = limits
+        # The app's initial steps / cfg / sampler / seed, and clip_x0 for every request; a None
+        # (or a missing key) means the checkpoint's own setting.
+        sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
+        self.initial = {**dataclasses.asdict(pipe.config.sample), "seed": 0, **sampling}
 
     def examples(self) -> list[str]:
         """Class names; with a pretrained encoder, held-out paraphrases for half the classes."""
         classes = self.pipe.classes
         if classes is None:
             return []
-        if self.pipe.config.text.encoder in ("onehot", "learned", "none"):
+        if self.pipe.networks["text"].prompts != "free text":
             return list(classes.names)
         half = len(classes) // 2
         return [*classes.names[:half], *(h[0] for h in classes.heldout[half:])]
@@ -136,7 +142,8 @@ class Demo:
             try:
                 frames.put((request.steps, self.pipe(
                     [request.prompt], steps=request.steps, cfg=request.cfg, seed=request.seed,
-                    sampler=request.sampler, num_per_prompt=request.images, callback=callback)))
+                    sampler=request.sampler, num_per_prompt=request.images, callback=callback,
+                    clip_x0=self.initial["clip_x0"])))
             except Exception as e:  # reported to the user by the generator below
                 frames.put(e)
             frames.put(done)
@@ -159,12 +166,11 @@ class Demo:
 def build_app(demo: Demo):
     import gradio as gr
 
-    pipe, limits = demo.pipe, demo.limits
-    s = pipe.config.sample
-    encoder = pipe.config.text.encoder
-    if encoder in ("onehot", "learned"):
+    pipe, limits, initial = demo.pipe, demo.limits, demo.initial
+    understood = pipe.networks["text"].prompts
+    if understood == "class names":
         hint = "This model knows class names only: " + ", ".join(pipe.classes.names)
-    elif encoder == "none":
+    elif understood == "ignored":
         hint = "This model is unconditional: the prompt is ignored."
     else:
         hint = "Free text: describe what to draw."
@@ -190,10 +196,10 @@ def build_app(demo: Demo):
                 if examples:
                     gr.Examples(examples, inputs=prompt)
                 with gr.Accordion("Settings", open=False):
-                    steps = gr.Slider(1, limits.max_steps, value=s.steps, step=1, label="Steps")
-                    cfg = gr.Slider(1, limits.max_cfg, value=s.cfg, step=0.5, label="CFG scale")
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.max_seed)
-                    sampler = gr.Radio(list(SAMPLERS), value=s.sampler, label="Sampler")
+                    steps = gr.Slider(1, limits.max_steps, value=initial["steps"], step=1, label="Steps")
+                    cfg = gr.Slider(1, limits.max_cfg, value=initial["cfg"], step=0.5, label="CFG scale")
+                    seed = gr.Number(initial["seed"], label="Seed", precision=0, minimum=0, maximum=limits.max_seed)
+                    sampler = gr.Radio(list(SAMPLERS), value=initial["sampler"], label="Sampler")
                     images = gr.Slider(1, limits.max_images, value=4, step=1, label="Images")
                     every = gr.Slider(1, 25, value=1, step=1, label="Update every N steps")
             with gr.Column():
@@ -210,11 +216,13 @@ def build_app(demo: Demo):
 
 
 def serve(checkpoint: Optional[str], host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-          device: str = "auto", limits: Limits = Limits(), block: bool = True):
-    """Load the checkpoint (default: the newest run under runs/) and serve the app."""
+          device: str = "auto", limits: Limits = Limits(), block: bool = True,
+          sampling: Optional[dict] = None):
+    """Load the checkpoint (default: the newest run under runs/) and serve the app; `sampling`
+    as for `Demo`."""
     path = Path(checkpoint) if checkpoint else newest_checkpoint()
     pipe = Pipeline.from_pretrained(path, device=device)
-    app = build_app(Demo(pipe, limits))
+    app = build_app(Demo(pipe, limits, sampling))
     app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
                show_error=True)
     return app
@@ -237,8 +245,6 @@ def load_test(url: str, requests: int = 20, prompt: str = "", steps: int = 10, i
     and wait for all, at most `timeout` seconds: latency percentiles (submit to final image),
     errors, frames streamed per request, and this process's memory before and after (the server
     must run in this process for that to mean anything: `t2i demo --load-test`)."""
-    import statistics
-
     from gradio_client import Client
 
     client = Client(url, verbose=False)

@@ -1,6 +1,7 @@
 import pytest
 
-from t2i.config import PRESETS, Config, get_preset
+from t2i.config import Config
+from t2i.presets import PRESETS, get_preset
 
 
 def test_overrides_are_typed():

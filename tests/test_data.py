@@ -15,7 +15,7 @@ from t2i import data
 from t2i.config import DataConfig
 from t2i.data import (DataError, LatentDataset, find_fashion_mnist, latent_cache_path,
                       load_fashion_mnist, open_latent_cache, parse_idx, read_idx)
-from t2i.vae import load_codec
+from t2i.codecs import load_codec
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -57,9 +57,9 @@ def fake_files(monkeypatch):
         "t10k-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 255, (3, 28, 28))),
         "t10k-labels-idx1-ubyte.gz": idx_bytes(np.arange(3)),
     }
-    monkeypatch.setattr(data, "FASHION_MNIST_FILES",
+    monkeypatch.setattr(data.idx, "FASHION_MNIST_FILES",
                         {k: (hashlib.sha256(v).hexdigest(), len(v)) for k, v in files.items()})
-    monkeypatch.setattr(data, "DEBIAN_DIR", Path("/nonexistent"))
+    monkeypatch.setattr(data.download, "DEBIAN_DIR", Path("/nonexistent"))
     monkeypatch.delenv("T2I_DATA", raising=False)
     return {k: gzip.compress(v) for k, v in files.items()}
 
@@ -190,7 +190,7 @@ def test_mnist_downloads_and_has_digit_captions(tmp_path, monkeypatch, server):
              "train-labels-idx1-ubyte.gz": idx_bytes(np.array([7, 1, 0, 9, 3])),
              "t10k-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 255, (2, 28, 28))),
              "t10k-labels-idx1-ubyte.gz": idx_bytes(np.array([2, 2]))}
-    monkeypatch.setattr(data, "MNIST_FILES", {k: (None, len(v)) for k, v in files.items()})
+    monkeypatch.setattr(data.idx, "MNIST_FILES", {k: (None, len(v)) for k, v in files.items()})
     for name, raw in files.items():
         (www / name).write_bytes(gzip.compress(raw))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -3,9 +3,10 @@ import json
 import pytest
 import torch
 
-from t2i.config import get_preset
+from t2i.presets import get_preset
 from t2i.data import load_fashion_mnist
-from t2i.evaluate import (Reference, benchmark, frechet_distance, load_classifier, precision_recall,
+from t2i.bench import benchmark
+from t2i.evaluation import (Reference, frechet_distance, load_classifier, precision_recall,
                           predict)
 
 
@@ -65,7 +66,7 @@ def test_reference_floor_is_real_data_scoring_well():
 def test_inception_fid_without_torchmetrics_says_why(monkeypatch):
     import sys
 
-    from t2i.evaluate import inception_fid
+    from t2i.evaluation import inception_fid
 
     monkeypatch.setitem(sys.modules, "torchmetrics", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "torchmetrics.image.fid", None)

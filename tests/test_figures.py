@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from t2i import figures
-from t2i.config import get_preset
+from t2i.presets import get_preset
 
 
 def test_noise_levels_show_one_real_image_per_class_from_data_to_noise():

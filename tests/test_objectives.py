@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from t2i.config import ObjectiveConfig
-from t2i.objectives import CleanImage, Diffusion, FlowMatching, build_objective, interpolate
+from t2i.objectives import CleanImage, Diffusion, FlowMatching, build_objective
+from t2i.paths import interpolate
 from t2i.samplers import euler, heun
 
 

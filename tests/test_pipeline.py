@@ -7,7 +7,7 @@ from t2i.pipeline import build_networks
 
 @pytest.fixture(scope="module")
 def pipe():
-    from t2i.config import get_preset
+    from t2i.presets import get_preset
     cfg = get_preset("debug")
     networks = build_networks(cfg, (1, 28, 28))
     torch.manual_seed(1)

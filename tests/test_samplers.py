@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from t2i.samplers import cfg, euler, get_sampler, heun, time_grid
+from t2i.paths import time_grid
+from t2i.samplers import euler, get_sampler, guidance, heun
 
 
 @pytest.mark.parametrize("solve", [euler, heun])
@@ -60,7 +61,7 @@ def test_cfg_scale_one_is_the_conditional_prediction():
     t = torch.zeros(4)
     cond = (torch.ones(4, 1, 3), torch.ones(4, 1, dtype=torch.bool))
     null = (torch.zeros(4, 1, 3), torch.ones(4, 1, dtype=torch.bool))
-    out = cfg(velocity, cond, null, 1.0)(x, t)
+    out = guidance(velocity, cond, null, 1.0)(x, t)
     torch.testing.assert_close(out, _toy_velocity(x, t, *cond))
     assert calls == [4]  # no unconditional pass at scale 1
 
@@ -70,7 +71,7 @@ def test_cfg_formula():
     t = torch.zeros(2)
     cond = (torch.ones(2, 1, 3), torch.ones(2, 1, dtype=torch.bool))  # v_cond = 3
     null = (torch.full((2, 1, 3), 1 / 3), torch.ones(2, 1, dtype=torch.bool))  # v_uncond = 1
-    out = cfg(_toy_velocity, cond, null, 2.5)(x, t)
+    out = guidance(_toy_velocity, cond, null, 2.5)(x, t)
     torch.testing.assert_close(out, torch.full_like(x, 1 + 2.5 * (3 - 1)))
 
 

@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from t2i.config import get_preset
+from t2i.presets import get_preset
 from t2i.data import load_fashion_mnist
-from t2i.train import Trainer, lr_factor
+from t2i.loop import lr_factor
+from t2i.train import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,13 @@ import sys
 import pytest
 import torch
 
-from t2i.config import Config, VAEConfig, get_preset
+from t2i.config import Config, VAEConfig
+from t2i.presets import get_preset
 from t2i.data import load_fashion_mnist
 from t2i.pipeline import Pipeline
 from t2i.train import Trainer
-from t2i.vae import (INFO_FILE, AutoencoderCodec, IdentityCodec, VAETrainer, build_autoencoder,
-                     load_codec, measure_scale, reconstruction_psnr)
+from t2i.codecs import AutoencoderCodec, IdentityCodec, load_codec, reconstruction_psnr
+from t2i.vae_train import INFO_FILE, VAETrainer, build_autoencoder, measure_scale
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def images():
 
 
 def test_pixel_codec_can_resize(images):
-    from t2i.vae import IdentityCodec
+    from t2i.codecs import IdentityCodec
 
     codec = IdentityCodec((1, 28, 28), resolution=16)
     small = codec.encode(images[:4])
@@ -76,16 +77,17 @@ def test_vae_trainer_improves_reconstruction_exports_and_resumes(tmp_path, image
         ["vae.channels=8,16", "vae.resolution=16", "data.subset=256", "train.steps=40",
          "train.batch_size=32", "train.warmup_steps=2", "train.max_minutes=0",
          "train.ckpt_every=20", "train.sample_every=0", "train.lr=3e-3", "train.device=cpu"])
-    trainer = VAETrainer(cfg, tmp_path, progress=False)
+    trainer = VAETrainer(cfg, tmp_path, progress=False, eval_images=256)
     before = reconstruction_psnr(trainer.codec(), images)
-    folder = trainer.train(eval_images=256)
+    folder = trainer.train()
     info = json.loads((folder / INFO_FILE).read_text())
     codec = load_codec(Config().override([f"vae.name={folder}"]))
     assert codec.scale == pytest.approx(info["scaling_factor"])
     assert reconstruction_psnr(codec, images) > before + 3
-    resumed = VAETrainer(cfg.override(["train.steps=45"]), tmp_path, resume="latest", progress=False)
+    resumed = VAETrainer(cfg.override(["train.steps=45"]), tmp_path, resume="latest", progress=False,
+                         eval_images=256)
     assert resumed.step == 40
-    resumed.train(eval_images=256)
+    resumed.train()
     assert resumed.step == 45
 
 
@@ -111,7 +113,7 @@ def test_hub_id_loads_from_the_hub_cache_offline(tmp_path, tiny_vae_dir):
     shutil.copytree(tiny_vae_dir, snapshot)
     (tmp_path / "hub" / "models--someone--tiny-vae" / "refs").mkdir()
     (tmp_path / "hub" / "models--someone--tiny-vae" / "refs" / "main").write_text("0" * 40)
-    script = ("from t2i.vae import load_autoencoder\n"
+    script = ("from t2i.codecs import load_autoencoder\n"
               "print(load_autoencoder('someone/tiny-vae').config.latent_channels)\n"
               "try:\n    load_autoencoder('someone/absent-vae')\n"
               "except FileNotFoundError as e:\n    print('error:', e)\n")

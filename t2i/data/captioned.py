@@ -28,9 +28,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
-from .checkpoint import atomic_directory
-from .data import DataError, ImageDataset, cache_root
+from ..fsutil import atomic_directory, cache_root
+from .base import DataError, ImageDataset
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,6 @@ def build_image_cache(path: Path, records: Iterator[Record], count: int | None, 
                       channels: int, manifest: dict, progress: bool = True) -> dict:
     """Decode, resize and write every record's image to a new cache at `path` (built in a
     temporary folder and renamed into place, so an interrupted build leaves nothing)."""
-    from tqdm.auto import tqdm
-
     skipped: Counter = Counter()
     captions: list[list[str]] = []
     with atomic_directory(path) as tmp:

@@ -1,0 +1,61 @@
+"""`t2i <command>`: thin argument parsing over the library, one add_/cmd_ pair per command.
+
+    args         argument groups shared by commands (a run, a preset, sampling)
+    training     train, prepare, vae train | figures
+    generation   sample, figures, demo
+    evaluation   eval report | sweep | readme | train-classifier, bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ..data import DataError
+from .evaluation import EVAL_COMMANDS, add_bench, add_eval
+from .generation import add_demo, add_figures, add_sample
+from .training import add_prepare, add_train, add_vae
+
+COMMANDS = (add_train, add_prepare, add_vae, add_sample, add_figures, add_demo, add_bench, add_eval)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="t2i", description="Train and run small text-to-image transformers.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return p
+
+
+def with_eval_default(argv: list[str]) -> list[str]:
+    """`t2i eval --checkpoint DIR` (no subcommand) is `t2i eval report --checkpoint DIR`."""
+    commands = [i for i, a in enumerate(argv) if not a.startswith("-")]
+    if commands and argv[commands[0]] == "eval":
+        i = commands[0] + 1
+        rest = argv[i:]
+        if not (rest and (rest[0] in EVAL_COMMANDS or rest[0] in ("-h", "--help"))):
+            return argv[:i] + ["report"] + rest
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = make_parser()
+    # Overrides may come anywhere among the options (argparse alone takes one positional run).
+    args, extra = parser.parse_known_args(with_eval_default(argv))
+    if extra:
+        if not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
+    args.argv = argv
+    quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0  # under torchrun, rank 0 talks
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError, ImportError, DataError) as e:
+        print(f"t2i {args.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,80 @@
+"""Argument groups shared by several commands, declared once: a run (preset, overrides, out,
+budget, resume, data dir) and sampling (steps, CFG, sampler, seed, clip)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..presets import PRESETS, get_preset
+from ..samplers import SAMPLERS
+
+PRESET_HELP = "; ".join(f"{name}: {fn.__doc__.strip().splitlines()[0]}" for name, fn in PRESETS.items())
+
+
+def add_run_arguments(p: argparse.ArgumentParser, default_preset: str, overrides_help: str) -> None:
+    """What every training command takes: a preset with overrides, a run directory, a time
+    budget, resume and the data directory (`t2i train`, `t2i vae train`)."""
+    add_preset_arguments(p, default_preset, overrides_help)
+    p.add_argument("--out", help="run directory (default runs/PRESET)")
+    p.add_argument("--max-minutes", type=float, help="training-time budget; the LR schedule ends with it")
+    p.add_argument("--resume", help="'latest' (this run's newest checkpoint) or a checkpoint/run path")
+
+
+def add_preset_arguments(p: argparse.ArgumentParser, default_preset: str,
+                         overrides_help: str = "typed config overrides, e.g. model.depth=8") -> None:
+    """A preset, `section.field=value` overrides and the data directory (train, prepare, bench)."""
+    p.add_argument("--preset", default=default_preset,
+                   help=f"one of {', '.join(PRESETS)} (default {default_preset})")
+    p.add_argument("overrides", nargs="*", metavar="section.field=value", help=overrides_help)
+    add_data_dir(p)
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="directory with the dataset files (else $T2I_DATA, cache, system)")
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sampler=None,
+                           seed_help: str = "sample k of every prompt starts from seed + k") -> None:
+    """How images are sampled: defaults None mean the checkpoint's own `sample` config (sample,
+    figures, demo); evaluation passes its protocol's fixed defaults."""
+    own = "the checkpoint's config"
+    p.add_argument("--steps", type=int, default=steps,
+                   help=f"sampling steps (default: {steps if steps is not None else own})")
+    p.add_argument("--cfg", type=float, default=cfg,
+                   help=f"guidance scale, 1 = off (default: {cfg if cfg is not None else own})")
+    p.add_argument("--sampler", choices=list(SAMPLERS), default=sampler,
+                   help="euler/heun: ODE on a uniform grid; ddim: ODE on the cosine grid; ddpm: "
+                        "ancestral (stochastic) on the cosine grid "
+                        f"(default: {sampler if sampler is not None else own})")
+    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    p.add_argument("--clip-x0", action="store_true", default=None,
+                   help="clamp the predicted clean image to [-1, 1] each step (DDPM's clip_denoised; "
+                        f"pixel space), as noise-predicting models need (default: {own})")
+
+
+def sampling_kwargs(args) -> dict:
+    """The shared sampling flags as `Pipeline.__call__` keywords."""
+    return dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed,
+                clip_x0=args.clip_x0)
+
+
+def run_dir(args, cfg) -> Path:
+    return Path(args.out or f"runs/{cfg.preset}")
+
+
+def build_config(args):
+    cfg = get_preset(args.preset).override(args.overrides)
+    if getattr(args, "data_dir", None):
+        cfg = cfg.override([f"data.data_dir={args.data_dir}"])
+    if getattr(args, "max_minutes", None) is not None:
+        cfg = cfg.override([f"train.max_minutes={args.max_minutes}"])
+    return cfg
+
+
+def read_prompts(args) -> list[str]:
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        lines = Path(args.prompts_file).read_text().splitlines()
+        prompts += [line.strip() for line in lines if line.strip()]
+    return prompts

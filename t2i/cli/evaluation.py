@@ -1,0 +1,117 @@
+"""`t2i eval report | sweep | readme | train-classifier` and `t2i bench`: one add_/cmd_ pair
+per command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import evaluation
+from ..bench import benchmark
+from .args import add_data_dir, add_preset_arguments, add_sampling_arguments, build_config
+
+EVAL_COMMANDS = ("report", "sweep", "readme", "train-classifier")
+
+
+def add_eval(sub) -> None:
+    e = sub.add_parser("eval", help="evaluate a checkpoint; sweeps; README table; classifier",
+                       description="Measure models in t2i's Fashion-MNIST classifier's feature "
+                                   "space. `t2i eval --checkpoint DIR` is `t2i eval report "
+                                   "--checkpoint DIR`.")
+    esub = e.add_subparsers(dest="what", required=True)
+    r = esub.add_parser("report", help="accuracy, FD, precision, recall of a checkpoint",
+                        description="Generate N images per class prompt; report accuracy, FD, "
+                                    "precision and recall, each beside its real-data floor; "
+                                    "write a JSON report (default: RUN/eval_<checkpoint>_"
+                                    "<sampler><steps>_cfg<scale>.json).")
+    add_protocol_arguments(r)
+    r.add_argument("--prompts", choices=list(evaluation.PROMPT_SETS), default="names",
+                   help="prompt each class by its name, or by its held-out paraphrases (never "
+                        "trained on; needs a pretrained text encoder)")
+    r.add_argument("--inception", action="store_true",
+                   help="also Inception FID via torchmetrics (needs it and its weights)")
+    r.add_argument("--json", help="where to write the report")
+    r.set_defaults(fn=cmd_eval_report)
+    s = esub.add_parser("sweep", help="quality over sampling steps per sampler and over CFG scales",
+                        description="Evaluate every sampler at every step count (at --cfg) and "
+                                    "every CFG scale (Euler at --steps); write sweep.csv and sweep.png.")
+    add_protocol_arguments(s)
+    s.add_argument("--steps-list", default="3,5,8,13,25,50", help="sampling steps")
+    s.add_argument("--samplers", default="euler,heun", help="samplers, comma-separated")
+    s.add_argument("--cfg-list", default="1,1.5,2,3,4,6", help="CFG scales (at --steps)")
+    s.add_argument("--out", help="output directory (default CHECKPOINT/sweep)")
+    s.set_defaults(fn=cmd_eval_sweep)
+    m = esub.add_parser("readme", help="regenerate the README's results table from reports")
+    m.add_argument("--reports", nargs="+", required=True, help="report JSON files, one row each")
+    m.add_argument("--readme", default="README.md", help="the file to update")
+    m.set_defaults(fn=cmd_eval_readme)
+    c = esub.add_parser("train-classifier", help="retrain the evaluation classifier (deterministic)")
+    c.add_argument("--out", default="classifier", help="output directory (default classifier/)")
+    add_data_dir(c)
+    c.set_defaults(fn=cmd_eval_train_classifier)
+
+
+def add_protocol_arguments(p) -> None:
+    """What `report` and `sweep` share: the checkpoint, the protocol's size and its sampling."""
+    p.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
+    add_sampling_arguments(p, steps=25, cfg=3.0, sampler="euler")
+    p.add_argument("--reference-images", type=int, default=10_000,
+                   help="test images in the reference set (all 10,000 by default; fewer only "
+                        "for quick checks, the report says how many)")
+    add_data_dir(p)
+
+
+def cmd_eval_report(args) -> int:
+    report = evaluation.evaluate_checkpoint(
+        args.checkpoint, n_per_class=args.n_per_class, steps=args.steps, cfg=args.cfg,
+        sampler=args.sampler, seed=args.seed, inception=args.inception,
+        reference_images=args.reference_images, prompts=args.prompts, clip_x0=bool(args.clip_x0))
+    print(evaluation.format_report(report))
+    path = Path(args.json) if args.json else evaluation.default_report_path(report)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_eval_sweep(args) -> int:
+    out = Path(args.out or Path(args.checkpoint) / "sweep")
+    rows = evaluation.sweep(args.checkpoint, out, n_per_class=args.n_per_class,
+                            steps_list=[int(v) for v in args.steps_list.split(",")],
+                            samplers=args.samplers.split(","),
+                            cfg_list=[float(v) for v in args.cfg_list.split(",")],
+                            default_steps=args.steps, default_cfg=args.cfg, seed=args.seed,
+                            progress=not args.quiet, reference_images=args.reference_images)
+    print(f"{len(rows)} settings; wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+    return 0
+
+
+def cmd_eval_readme(args) -> int:
+    evaluation.update_readme(args.readme, [Path(r) for r in args.reports])
+    print(f"updated the results table in {args.readme} from {len(args.reports)} reports")
+    return 0
+
+
+def cmd_eval_train_classifier(args) -> int:
+    acc = evaluation.train_classifier(args.out, data_dir=args.data_dir, progress=not args.quiet)
+    print(f"classifier test accuracy {acc:.4f}; weights in {args.out}")
+    return 0
+
+
+def add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="training and sampling throughput, FLOP utilisation",
+                       description="Measure training img/s, sampling img/s and model FLOP "
+                                   "utilisation against the fp32 and bf16 matmul peaks measured "
+                                   "in the same run.")
+    add_preset_arguments(b, "fmnist")
+    b.add_argument("--train-steps", type=int, default=30, help="timed training steps")
+    b.add_argument("--sample-images", type=int, default=100, help="images to sample")
+    b.set_defaults(fn=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    report = benchmark(build_config(args), train_steps=args.train_steps,
+                       sample_images=args.sample_images)
+    for key, value in report.items():
+        print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
+    return 0

@@ -1,0 +1,25 @@
+"""Datasets: the front door. Import from `t2i.data`; the modules behind it, lowest first:
+
+    base        ImageDataset (uint8 images + a label or captions each), EpochSampler, DataError
+    download    where dataset files are looked for; atomic downloads
+    idx         Fashion-MNIST and MNIST (IDX files, checksummed)
+    cifar       CIFAR-10 (pickles read by an unpickler that builds arrays only)
+    captioned   captioned folders and Hugging Face datasets -> a memory-mapped image cache
+    registry    DATASETS: each `data.dataset` name once; load_dataset, dataset_info, is_labelled
+    latents     a training set encoded through a VAE into a memory-mapped latent cache
+"""
+
+from .base import DataError, EpochSampler, ImageDataset
+from .captioned import CaptionedDataset, image_cache_path, open_image_cache
+from .cifar import find_cifar10, load_cifar10, read_cifar_batch
+from .idx import find_fashion_mnist, find_idx_dataset, load_fashion_mnist, load_idx_dataset, parse_idx, read_idx
+from .latents import LatentDataset, latent_cache_path, open_latent_cache
+from .registry import DATASETS, DatasetSpec, dataset_info, dataset_spec, is_labelled, load_dataset
+
+__all__ = [
+    "DATASETS", "CaptionedDataset", "DataError", "DatasetSpec", "EpochSampler", "ImageDataset",
+    "LatentDataset", "dataset_info", "dataset_spec", "find_cifar10", "find_fashion_mnist",
+    "find_idx_dataset", "image_cache_path", "is_labelled", "latent_cache_path", "load_cifar10",
+    "load_dataset", "load_fashion_mnist", "load_idx_dataset", "open_image_cache",
+    "open_latent_cache", "parse_idx", "read_cifar_batch", "read_idx",
+]

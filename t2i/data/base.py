@@ -1,0 +1,81 @@
+"""What every dataset is: an `ImageDataset` (uint8 images with a class label or captions per
+example), the epoch sampler that walks it, and the error a bad data file raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..captions import Classes
+
+
+class DataError(RuntimeError):
+    """A dataset file is missing, truncated or corrupt."""
+
+
+@dataclass
+class ImageDataset:
+    """Images as uint8 [N, C, H, W]; for a labelled dataset, integer labels and the `classes`
+    they name, for a captioned one, the captions of each image (labels are then -1)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: Optional[Classes] = None
+    captions: Optional[list[list[str]]] = None
+
+    def __post_init__(self):
+        # Each class's training captions, looked up per example when batches are drawn.
+        self._class_captions = self.classes.training_captions() if self.classes else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images scaled to [-1, 1] and their labels."""
+        return self.images[idx].float().div_(127.5).sub_(1.0), self.labels[idx]
+
+    def captions_of(self, idx: torch.Tensor, u: torch.Tensor) -> list[str]:
+        """One caption per example of `idx`, the choice among its captions made by the uniform
+        numbers `u` (drawn by the caller, so that every DDP rank draws the same ones)."""
+        if self.captions is not None:
+            options = [self.captions[int(i)] for i in idx]
+        else:
+            options = [self._class_captions[int(y)] for y in self.labels[np.asarray(idx)]]
+        return [o[min(int(x * len(o)), len(o) - 1)] for o, x in zip(options, u.tolist())]
+
+    def sample_prompts(self, k: int = 10) -> list[str]:
+        """Prompts for sample grids during training: the class names, else the first `k`
+        distinct captions."""
+        if self.classes is not None:
+            return list(self.classes.names)
+        return list(dict.fromkeys(c[0] for c in self.captions[:10 * k]))[:k]
+
+
+class EpochSampler:
+    """Indices in a fresh random permutation each epoch. Its state (permutation and cursor) is
+    checkpointed, so a resumed run sees the data in the same order as an uninterrupted one."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.perm, self.cursor = torch.randperm(n), 0
+
+    def load(self, perm: torch.Tensor, cursor: int) -> None:
+        self.perm, self.cursor = perm, cursor
+
+    def next(self, k: int) -> torch.Tensor:
+        out = []
+        while k > 0:
+            if self.cursor >= len(self.perm):
+                self.perm, self.cursor = torch.randperm(self.n), 0
+            take = self.perm[self.cursor:self.cursor + k]
+            self.cursor += len(take)
+            k -= len(take)
+            out.append(take)
+        return torch.cat(out)

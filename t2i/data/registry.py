@@ -1,0 +1,83 @@
+"""The dataset registry: every `data.dataset` name resolves here, once.
+
+A new dataset is one `DatasetSpec` in `DATASETS`. What the rest of t2i asks of a dataset — its
+image shape without loading it, whether it is labelled (its captions come from class names) and
+whether t2i ships a classifier that can evaluate models trained on it — it asks here, never by
+testing the dataset's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..captions import CIFAR10, FASHION_MNIST, MNIST, Classes
+from .base import DataError, ImageDataset
+from .captioned import open_image_cache
+from .cifar import load_cifar10
+from .idx import load_idx_dataset
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    load: Callable[..., ImageDataset]  # (data config, split, subset, progress) -> dataset
+    shape: Callable[..., tuple[int, int, int]]  # data config -> (C, H, W)
+    classes: Optional[Classes] = None  # a labelled dataset's classes; None: free-form captions
+    splits: tuple[str, ...] = ("train", "test")
+    # The evaluation classifier shipped in t2i/assets for this dataset (see evaluation/), if any.
+    classifier: Optional[str] = None
+
+
+def _captioned(cfg, split, subset, progress):
+    return open_image_cache(cfg, progress=progress)
+
+
+def _captioned_shape(cfg) -> tuple[int, int, int]:
+    return (cfg.channels, cfg.image_size, cfg.image_size)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion-mnist": DatasetSpec(
+        lambda cfg, split, subset, progress: load_idx_dataset("fashion-mnist", split, cfg.data_dir, subset),
+        lambda cfg: (1, 28, 28), FASHION_MNIST, classifier="fmnist_classifier"),
+    "mnist": DatasetSpec(
+        lambda cfg, split, subset, progress: load_idx_dataset("mnist", split, cfg.data_dir, subset),
+        lambda cfg: (1, 28, 28), MNIST),
+    "cifar10": DatasetSpec(
+        lambda cfg, split, subset, progress: load_cifar10(split, cfg.data_dir, subset),
+        lambda cfg: (3, 32, 32), CIFAR10),
+    # A captioned folder (data.data_dir) or a Hugging Face dataset (data.hf_name), read once into
+    # a memory-mapped image cache (captioned.py).
+    "folder": DatasetSpec(_captioned, _captioned_shape, splits=("train",)),
+    "hf": DatasetSpec(_captioned, _captioned_shape, splits=("train",)),
+}
+
+
+def dataset_spec(cfg) -> DatasetSpec:
+    """The registry entry of a `DataConfig`'s dataset."""
+    if cfg.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {cfg.dataset!r}; one of {list(DATASETS)}")
+    return DATASETS[cfg.dataset]
+
+
+def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDataset:
+    """The dataset named by a `DataConfig` (`progress`: a bar while an image cache is built)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    spec = dataset_spec(cfg)
+    if split not in spec.splits:
+        raise DataError(f"the {cfg.dataset} dataset has no {split} split")
+    return spec.load(cfg, split, cfg.subset if split == "train" else 0, progress)
+
+
+def dataset_info(cfg) -> dict:
+    """What a model needs to know of its dataset without loading it: the image shape and, for
+    a labelled dataset, its classes (else None)."""
+    spec = dataset_spec(cfg)
+    return {"shape": spec.shape(cfg), "classes": spec.classes}
+
+
+def is_labelled(cfg) -> bool:
+    """Whether the dataset is class-labelled: its captions come from a finite set made of class
+    names, which a text encoder can encode once ahead of training."""
+    return dataset_spec(cfg).classes is not None

@@ -1,0 +1,68 @@
+"""Evaluation reports as people read them: the default report path, the terminal summary and
+the README's results table (regenerated from report files between its markers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def default_report_path(report: dict) -> Path:
+    """eval_<checkpoint>_<sampler><steps>_cfg<scale>[_heldout].json in the checkpoint's run
+    directory."""
+    ckpt, p = Path(report["run"]["checkpoint"]), report["protocol"]
+    which = "" if p.get("prompts", "names") == "names" else f"_{p['prompts']}"
+    return ckpt.parent.parent / f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}{which}.json"
+
+
+RESULTS_BEGIN, RESULTS_END = "<!-- results:begin (t2i eval readme) -->", "<!-- results:end -->"
+
+
+def results_table(reports: list[tuple[str, dict]]) -> str:
+    """A Markdown table, one row per (file name, report), each figure beside its real floor."""
+    head = ("| preset | prompts | CPU min | steps | train img/s | sampling | accuracy (real) "
+            "| FD (real) | precision (real) | recall (real) | report |\n" + "|---" * 11 + "|\n")
+    rows = []
+    for name, r in reports:
+        run, p, f = r["run"], r["protocol"], r["real_floor"]
+        rows.append(
+            f"| `{run['preset']}` | {p.get('prompts', 'names')} | {run['train_minutes']:.1f} | {run['steps']} | "
+            f"{run['train_img_per_s']:.0f} | {p['sampler']} {p['steps']}, CFG {p['cfg']:g}, "
+            f"N={p['images']} | {r['accuracy']:.1%} ({f['accuracy']:.1%}) | {r['fd']:.2f} "
+            f"({f['fd']:.2f}) | {r['precision']:.3f} ({f['precision']:.3f}) | {r['recall']:.3f} "
+            f"({f['recall']:.3f}) | {name} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def update_readme(readme: str | Path, report_files: list[Path]) -> None:
+    """Replace the README's results table (between its markers) with one made from reports."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if RESULTS_BEGIN not in text or RESULTS_END not in text:
+        raise ValueError(f"{readme} has no results markers: add the lines {RESULTS_BEGIN} and "
+                         f"{RESULTS_END} where the table goes")
+    reports = [(f.name, json.loads(f.read_text())) for f in report_files]
+    before, rest = text.split(RESULTS_BEGIN, 1)
+    _, after = rest.split(RESULTS_END, 1)
+    readme.write_text(before + RESULTS_BEGIN + "\n" + results_table(reports) + RESULTS_END + after)
+
+
+def format_report(report: dict) -> str:
+    """The terminal summary of a report: each metric beside its real-data floor, then each
+    class's accuracy and the classes it was most often mistaken for."""
+    p, floor = report["protocol"], report["real_floor"]
+    lines = [f"{p['images']} images from the class {p.get('prompts', 'names')} ({p['steps']} "
+             f"{p['sampler']} steps, CFG {p['cfg']}, {report['sample_img_per_s']:.1f} img/s) "
+             f"against {p['reference']}",
+             f"{'':>12} {'generated':>10} {'real floor':>10}"]
+    for key in ("accuracy", "fd", "precision", "recall"):
+        lines.append(f"{key:>12} {report[key]:10.4f} {floor[key]:10.4f}")
+    fid = report["inception_fid"]
+    lines.append(f"Inception FID: {fid if fid is not None else report['inception_note']}")
+    names = list(report["per_class"])
+    lines.append(f"{'prompt':>12} {'acc':>6}  most confused with")
+    for i, (name, row) in enumerate(zip(names, report["confusion"])):
+        others = sorted(((c, names[j]) for j, c in enumerate(row) if j != i and c), reverse=True)
+        lines.append(f"{name:>12} {report['per_class'][name]:6.2f}  "
+                     + ", ".join(f"{n} {c}" for c, n in others[:2]))
+    return "\n".join(lines)

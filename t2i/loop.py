@@ -1,0 +1,283 @@
+"""The one training loop, shared by the denoiser trainer (train.py) and the VAE trainer
+(vae_train.py): the budget (steps or training minutes), the LR schedule, the optimizer step
+(gradient scaling and clipping), the progress bar, logging (TensorBoard, optionally W&B), the
+checkpoint cadence, saving and resuming.
+
+A trainer subclasses `TrainingLoop`, builds its networks, then calls `init_loop(module, n)`,
+and supplies `train_step()` (one optimizer step, returning scalar metrics), `weights()` and
+`load_weights(ckpt)`; `periodic(tracker)` and `finish(tracker, checkpoint)` are its hooks.
+
+Resume continues the same run: the data order (an epoch permutation and a cursor), the global
+torch RNG and the optimizer state are checkpointed with the weights, so an interrupted fp32 run
+retraces the uninterrupted one exactly. Time spent on samples, evaluations and checkpoints is not
+training time: neither the budget nor img/s counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from .checkpoint import pack_training_state, resolve_checkpoint, restore_training_state, save_checkpoint
+from .config import Config
+from .data import EpochSampler
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "cosine", "cosine_restarts")
+
+
+def lr_factor(cfg, step: int, progress: float) -> float:
+    """LR multiplier: linear warm-up over `warmup_steps`, then constant or cosine from 1 to
+    `min_lr_ratio` as `progress` goes 0 -> 1."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine_restarts":  # each cycle a full cosine, restarting at lr
+        progress = min(progress, 1.0) * cfg.cycles
+        progress = 1.0 if progress >= cfg.cycles else progress % 1.0
+    elif cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; one of {list(SCHEDULES)}")
+    cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
+
+
+def schedule_progress(cfg, step: int, elapsed: float) -> float:
+    """How far a run is through its budget, 0 -> 1: steps, or training minutes when
+    `max_minutes` is set, whichever runs out first. The LR schedule follows it."""
+    p = step / cfg.steps
+    if cfg.max_minutes > 0:
+        p = max(p, elapsed / (60 * cfg.max_minutes))
+    return p
+
+
+class BudgetBar:
+    """A tqdm bar over a run's budget: training seconds with a time budget, else steps."""
+
+    def __init__(self, cfg, step: int, elapsed: float, enabled: bool = True):
+        self.timed = cfg.max_minutes > 0
+        self.bar = tqdm(total=round(60 * cfg.max_minutes) if self.timed else cfg.steps,
+                        initial=round(elapsed) if self.timed else step,
+                        unit="s" if self.timed else "step", disable=not enabled, dynamic_ncols=True)
+
+    def advance(self, elapsed: float) -> None:
+        """After one step that brought the training time to `elapsed` seconds."""
+        bar = self.bar
+        bar.update((min(round(elapsed), bar.total) - bar.n) if self.timed else 1)
+
+    def set_postfix(self, **kwargs) -> None:
+        self.bar.set_postfix(**kwargs)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Tracker:
+    """Where metrics and images go: TensorBoard (`RUN/tb`) always, and Weights & Biases
+    too with `train.wandb=true` (optional: `pip install wandb`; nothing else needs it)."""
+
+    def __init__(self, out_dir: Path, config: Config, step: int):
+        self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=step or None)
+        self.run = None
+        if config.train.wandb:
+            try:
+                import wandb
+            except ImportError:
+                raise ImportError("train.wandb=true needs wandb: pip install wandb") from None
+            # One W&B run per run directory, continued on resume.
+            self.run = wandb.init(project=config.train.wandb_project, name=out_dir.name,
+                                  id=f"t2i-{out_dir.resolve().name}", resume="allow",
+                                  dir=str(out_dir), config=config.to_dict())
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.tb.add_scalar(tag, value, step)
+        if self.run is not None:
+            self.run.log({tag: value}, step=step)
+
+    def image(self, tag: str, image, step: int) -> None:
+        """A PIL image."""
+        self.tb.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+        if self.run is not None:
+            import wandb
+
+            self.run.log({tag: wandb.Image(image)}, step=step)
+
+    def close(self) -> None:
+        self.tb.close()
+        if self.run is not None:
+            self.run.finish()
+
+
+def resume_checkpoint(out_dir: Path, resume: Optional[str]) -> Optional[Path]:
+    """The checkpoint `resume` names: "latest" (the newest of `out_dir`), a checkpoint or run
+    directory, or None for a fresh run."""
+    if not resume:
+        return None
+    return resolve_checkpoint(out_dir if resume == "latest" else resume)
+
+
+class TrainingLoop:
+    """The loop every trainer runs (see the module doc). A subclass sets `config`, `out_dir`,
+    `progress`, `device`, `dtype` (autocast, None = fp32), `rank`, `world` and `is_main`
+    before calling `init_loop`."""
+
+    log_prefix = "train"  # TensorBoard tags: f"{log_prefix}/{metric}"
+    averaged = ("loss",)  # metrics averaged over the steps between log lines (others: last value)
+
+    def init_loop(self, module: torch.nn.Module, num_examples: int) -> None:
+        """The optimizer over the parameters of `module` (what is trained), the data order over
+        `num_examples` and a fresh step count (`resume` then loads a checkpoint over them)."""
+        tc = self.config.train
+        self.trained = module
+        self.parameters = list(module.parameters())
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=tc.lr, weight_decay=tc.weight_decay,
+                                           betas=(0.9, 0.999))
+        # fp16 needs its gradients scaled against underflow; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self.order = EpochSampler(num_examples)
+        self.step, self.elapsed = 0, 0.0
+        self.saved_step, self.last_checkpoint = -1, None
+
+    # ------------------------------------------------------------------ subclass interface
+
+    def train_step(self) -> dict:
+        """One optimizer step (`set_lr`, the micro-batches, `optimizer_step`); scalar metrics."""
+        raise NotImplementedError
+
+    def weights(self) -> tuple[dict, dict]:
+        """The (model, EMA) state dicts a checkpoint stores."""
+        raise NotImplementedError
+
+    def load_weights(self, ckpt: Path) -> None:
+        raise NotImplementedError
+
+    def periodic(self, tracker: Tracker) -> None:
+        """After each step on rank 0: samples, evaluations (checkpoints are the loop's)."""
+
+    def finish(self, tracker: Tracker, checkpoint: Path):
+        """After the last step on rank 0, with the final checkpoint; returns what `train` does."""
+        return checkpoint
+
+    def postfix(self, metrics: dict) -> dict:
+        """What the progress bar shows of a log step's metrics."""
+        return {"step": self.step, "loss": f"{metrics['loss']:.4f}",
+                "img_s": f"{metrics['img_per_s']:.0f}", "lr": f"{metrics['lr']:.1e}"}
+
+    # ------------------------------------------------------------------ one step
+
+    def set_lr(self) -> None:
+        """The scheduled LR of this step, from the budget used so far."""
+        tc = self.config.train
+        factor = lr_factor(tc, self.step, schedule_progress(tc, self.step, self.elapsed))
+        for group in self.optimizer.param_groups:
+            group["lr"] = tc.lr * factor
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate one micro-batch's loss, its share of the accumulated step."""
+        self.scaler.scale(loss / self.config.train.grad_accum).backward()
+
+    def optimizer_step(self) -> dict:
+        """Unscale, clip, step and clear the gradients; the step count moves on. Returns the
+        gradient norm (before clipping) and the LR."""
+        clip = self.config.train.grad_clip
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters, clip if clip > 0 else math.inf)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return {"grad_norm": norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    # ------------------------------------------------------------------ state
+
+    def save(self) -> Path:
+        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
+        model, ema = self.weights()
+        path = save_checkpoint(self.out_dir, self.step, self.config, model, ema, tensors, state,
+                               self.config.train.keep_last)
+        self.saved_step, self.last_checkpoint = self.step, path
+        log.info("checkpoint: %s", path)
+        return path
+
+    def resume(self, ckpt: Path) -> None:
+        self.load_weights(ckpt)
+        self.step, self.elapsed = restore_training_state(ckpt, self.optimizer, self.order)
+        log.info("resumed from %s at step %d", ckpt, self.step)
+
+    def _sync(self, value: float, op: str = "broadcast") -> float:
+        """With several processes: rank 0's value ("broadcast") or the mean over ranks."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        if op == "broadcast":
+            dist.broadcast(t, 0)
+        else:
+            dist.all_reduce(t)
+            t /= self.world
+        return t.item()
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self):
+        """Train until `train.steps` or `train.max_minutes`, whichever comes first; then, on
+        rank 0, write the final checkpoint and return what `finish` makes of it (None on the
+        other ranks, which write nothing)."""
+        tracker = None
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            tracker = Tracker(self.out_dir, self.config, self.step)
+        self.run(tracker)
+        if not self.is_main:
+            return None
+        final = self.save() if self.saved_step != self.step else self.last_checkpoint
+        result = self.finish(tracker, final)
+        tracker.close()
+        return result
+
+    def run(self, tracker: Optional[Tracker]) -> None:
+        tc = self.config.train
+        images_per_step = tc.batch_size * tc.grad_accum * self.world
+        self.trained.train()
+        bar = BudgetBar(tc, self.step, self.elapsed, enabled=self.progress and self.is_main)
+        # Logged img/s and the `averaged` metrics cover the steps since the last log line,
+        # counting training time only.
+        window_seconds, window_steps, sums = 0.0, 0, dict.fromkeys(self.averaged, 0.0)
+        last = time.perf_counter()
+        try:
+            while schedule_progress(tc, self.step, self.elapsed) < 1.0:  # steps or minutes
+                metrics = self.train_step()
+                now = time.perf_counter()
+                # Every rank must see the same clock, or they would stop at different steps
+                # (and schedule the LR differently): rank 0's is the run's.
+                self.elapsed = self._sync(self.elapsed + now - last)
+                window_seconds += now - last
+                window_steps += 1
+                for k in sums:
+                    sums[k] += metrics[k]
+                if self.step % tc.log_every == 0 or self.step == 1:
+                    for k in sums:
+                        metrics[k] = self._sync(sums[k] / window_steps, "mean")
+                    metrics["img_per_s"] = window_steps * images_per_step / max(window_seconds, 1e-9)
+                    window_seconds, window_steps, sums = 0.0, 0, dict.fromkeys(self.averaged, 0.0)
+                    if tracker is not None:
+                        for k, v in metrics.items():
+                            tracker.scalar(f"{self.log_prefix}/{k}", v, self.step)
+                    bar.set_postfix(**self.postfix(metrics))
+                bar.advance(self.elapsed)
+                if self.is_main:
+                    self.periodic(tracker)
+                    if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+                        self.save()
+                last = time.perf_counter()  # time spent on samples/checkpoints is not training
+        finally:
+            bar.close()

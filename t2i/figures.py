@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from .data import load_dataset
 from .images import make_grid, with_title
@@ -93,7 +94,6 @@ def training_curves(run_dir: str | Path, path: str | Path) -> Path:
         raise ImportError("training curves need matplotlib: pip install 't2i[figures]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(Path(run_dir, "tb")), size_guidance={"scalars": 0})
     events.Reload()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -48,8 +48,6 @@ def save_images(images: torch.Tensor, out_dir: Path, num_per_prompt: int) -> lis
 
 def with_title(image: Image.Image, title: str) -> Image.Image:
     """`image` below a white band holding `title` in Pillow's default font."""
-    from PIL import ImageDraw
-
     band = 16
     out = Image.new(image.mode, (image.width, image.height + band), "white")
     out.paste(image, (0, band))

@@ -199,7 +199,10 @@ class UNet(nn.Module):
 
     def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int):
         super().__init__()
-        from diffusers import UNet2DConditionModel
+        try:
+            from diffusers import UNet2DConditionModel
+        except ImportError:
+            raise ImportError("model.backbone=unet needs diffusers: pip install 't2i[vae]'") from None
 
         C, H, W = image_shape
         widths = tuple(int(c) for c in cfg.unet_channels.split(","))

@@ -1,6 +1,6 @@
 """Training objectives: what the model predicts and how that becomes a velocity.
 
-Convention (DESIGN.md): t = 0 is pure noise, t = 1 is data, x_t = (1 - t) * noise + t * x, and
+Convention (README, How it works; paths.py): t = 0 is pure noise, t = 1 is data, x_t = (1 - t) * noise + t * x, and
 the velocity is v = dx_t/dt = x - noise. Every objective converts its raw prediction to that
 velocity (`to_velocity`), so one set of ODE samplers serves them all, as
 facebookresearch/flow_matching does with its `epsilon_to_velocity`-style conversions.

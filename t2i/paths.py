@@ -1,7 +1,7 @@
 """The noise path: one home for the line from noise to data, the cosine schedule on it, and the
 time grids samplers walk. Objectives and samplers both import it; neither imports the other.
 
-Convention (DESIGN.md): t = 0 is pure noise, t = 1 is data, x_t = (1 - t) * noise + t * x, and
+Convention (README, How it works): t = 0 is pure noise, t = 1 is data, x_t = (1 - t) * noise + t * x, and
 the velocity is v = dx_t/dt = x - noise.
 
 Every Gaussian diffusion path z = alpha x + sigma noise is this line scaled: z = (alpha + sigma)

@@ -22,7 +22,8 @@ from .data import dataset_info
 from .model import build_backbone
 from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
-from .samplers import Callback, clip_x0, get_sampler, guidance
+from .samplers import Callback, get_sampler, guidance
+from .samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call's flag
 from .text import build_text_encoder, pad_tokens
 
 
@@ -111,7 +112,7 @@ class Pipeline:
         if clip:
             if self.config.latent:
                 raise ValueError("clip_x0 clips to the pixel range [-1, 1]; latents have none")
-            velocity = clip_x0(velocity)
+            velocity = clamp_clean_image(velocity)
         x = solve(velocity, x, steps, callback, t_start=self.objective.t_start,
                   generator=torch.Generator().manual_seed(seed))
         return self.decode(x)

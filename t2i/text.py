@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .captions import Classes, normalize_prompt
@@ -273,8 +274,6 @@ class PretrainedTextEncoder(TextEncoder):
         """Encode `captions` once and look them up from then on. With `cache` (a folder), the
         table is read from there if an identical one exists, else written there. Returns what
         it cost: count, seconds, bytes, whether it came from the cache."""
-        from safetensors.torch import load_file, save_file
-
         captions = list(dict.fromkeys(captions))
         start = time.perf_counter()
         path = None

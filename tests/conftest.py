@@ -46,8 +46,15 @@ WORDS = "a an the photo of picture bag sneaker running shoes dress coat long pro
 def tiny_text_models(tmp_path_factory):
     """A random 1-layer BERT, CLIP text model and T5 encoder (width 32) sharing a tiny
     WordPiece tokenizer, each saved as a pretrained folder."""
-    from transformers import (BertConfig, BertModel, BertTokenizerFast, CLIPTextConfig,
-                              CLIPTextModel, T5Config, T5EncoderModel)
+    from transformers import (
+        BertConfig,
+        BertModel,
+        BertTokenizerFast,
+        CLIPTextConfig,
+        CLIPTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
 
     root = tmp_path_factory.mktemp("text")
     vocab = root / "vocab.txt"

@@ -3,8 +3,15 @@ import json
 import pytest
 import torch
 
-from t2i.checkpoint import (flatten_optimizer, load_config, load_training_state, load_weights,
-                            resolve_checkpoint, save_checkpoint, unflatten_optimizer)
+from t2i.checkpoint import (
+    flatten_optimizer,
+    load_config,
+    load_training_state,
+    load_weights,
+    resolve_checkpoint,
+    save_checkpoint,
+    unflatten_optimizer,
+)
 from t2i.presets import get_preset
 
 

@@ -51,3 +51,18 @@ def test_from_pretrained(tmp_path, pipe):
     save_checkpoint(tmp_path, 1, pipe.config, sd, sd, {}, {"step": 1})
     loaded = Pipeline.from_pretrained(tmp_path, device="cpu", precision="fp32")
     torch.testing.assert_close(loaded(["a bag"], steps=2), pipe(["a bag"], steps=2))
+
+
+def test_clip_x0_is_a_call_argument_not_a_config_edit(pipe):
+    before = pipe.config
+    plain = pipe(["a bag"], steps=3, seed=2)
+    clipped = pipe(["a bag"], steps=3, seed=2, clip_x0=True)
+    assert pipe.config is before and not pipe.config.sample.clip_x0
+    assert clipped.shape == plain.shape
+    torch.testing.assert_close(pipe(["a bag"], steps=3, seed=2, clip_x0=False), plain)
+
+
+def test_guided_condition_is_padded_to_the_null_length(pipe):
+    (tokens, mask), (null_tokens, null_mask) = pipe.condition(["a bag", "a coat"], num_per_prompt=2)
+    assert tokens.shape[:2] == null_tokens.shape[:2] and mask.shape == null_mask.shape
+    assert tokens.shape[0] == 4

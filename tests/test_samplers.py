@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from t2i.paths import time_grid
 from t2i.samplers import euler, get_sampler, guidance, heun
 
 
@@ -134,13 +133,6 @@ def test_ddpm_is_stochastic_but_seeded():
     c = get_sampler("ddpm")(velocity, x, 5, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
-
-
-def test_cosine_grid_starts_where_asked():
-    grid = time_grid(8, "cosine", t_start=0.01)
-    assert grid[0] == pytest.approx(0.01, abs=1e-6) and grid[-1] == 1.0 and len(grid) == 9
-    assert all(a < b for a, b in zip(grid, grid[1:]))
-    assert time_grid(4, "cosine")[2] == pytest.approx(0.5)  # s = 1/2 is t = 1/2
 
 
 def test_clip_x0_clamps_the_clean_image_and_keeps_what_is_in_range():

@@ -4,8 +4,15 @@ import torch
 from t2i.captions import FASHION_MNIST
 from t2i.config import ModelConfig, TextConfig
 from t2i.model import DiT
-from t2i.text import (ClassTextEncoder, NoText, PretrainedTextEncoder, build_text_encoder,
-                      drop_condition, pad_tokens)
+from t2i.text import (
+    ClassTextEncoder,
+    NoText,
+    PretrainedTextEncoder,
+    build_text_encoder,
+    drop_condition,
+    pad_tokens,
+)
+
 
 def enc(kind="onehot"):
     return ClassTextEncoder(kind, FASHION_MNIST, dim=16)

@@ -51,9 +51,9 @@ def test_newest_checkpoint_or_how_to_train_one(tmp_path):
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
     """A `debug` model trained for a few steps (onehot text), loaded as a pipeline."""
-    from t2i.presets import get_preset
     from t2i.data import load_fashion_mnist
     from t2i.pipeline import Pipeline
+    from t2i.presets import get_preset
 
     cfg = get_preset("debug").override(["train.device=cpu", "train.steps=3"])
     run = tmp_path_factory.mktemp("web") / "run"

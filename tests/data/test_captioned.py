@@ -6,9 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from t2i.data.captioned import CaptionedDataset, image_cache_path, open_image_cache, to_array
 from t2i.config import DataConfig
 from t2i.data import DataError, load_dataset
+from t2i.data.captioned import (
+    CaptionedDataset,
+    image_cache_path,
+    open_image_cache,
+    to_array,
+)
 
 
 def test_resize_and_centre_crop_known_answer():

@@ -1,30 +1,11 @@
-import json
 
 import pytest
 import torch
 
-from t2i.presets import get_preset
-from t2i.data import load_fashion_mnist
-from t2i.bench import benchmark
-from t2i.evaluation import (Reference, frechet_distance, load_classifier, precision_recall,
-                          predict)
-
-
-def test_shipped_classifier_reaches_its_recorded_accuracy():
-    model, meta = load_classifier()
-    test = load_fashion_mnist("test")
-    x, y = test.batch(torch.arange(2000))
-    acc = (predict(model, x) == y).float().mean().item()
-    assert meta["test_accuracy"] > 0.9
-    assert abs(acc - meta["test_accuracy"]) < 0.03
-
-
-def test_benchmark_reports_throughput_and_utilisation():
-    report = benchmark(get_preset("debug").override(["train.device=cpu"]), train_steps=2,
-                       sample_images=10, warmup=1)
-    json.dumps(report)
-    assert report["train_img_per_s"] > 0 and report["sample_img_per_s"] > 0
-    assert report["train_GFLOP_per_img"] > 0 and 0 < report["train_MFU"] < 1.5
+from t2i.evaluation import (
+    frechet_distance,
+    precision_recall,
+)
 
 
 def test_frechet_distance_known_answers():
@@ -51,16 +32,6 @@ def test_precision_recall_on_toy_distributions():
     assert precision_recall(real, far) == (0.0, 0.0)
     p, r = precision_recall(real, collapsed)
     assert p > 0.99 and r < 0.2
-
-
-def test_reference_floor_is_real_data_scoring_well():
-    ref = Reference(n=500, reference_images=2000)
-    floor = ref.floor
-    assert floor["accuracy"] > 0.85 and floor["fd"] < 5
-    assert floor["precision"] > 0.6 and floor["recall"] > 0.6
-    noise = torch.rand(500, 1, 28, 28) * 2 - 1
-    scores = ref.score(noise, torch.zeros(500, dtype=torch.long))
-    assert scores["fd"] > 10 * floor["fd"] and scores["precision"] < 0.1
 
 
 def test_inception_fid_without_torchmetrics_says_why(monkeypatch):

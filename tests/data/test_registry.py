@@ -1,0 +1,27 @@
+import pytest
+
+from t2i.config import DataConfig
+from t2i.data import DATASETS, DataError, dataset_info, dataset_spec, is_labelled, load_dataset
+
+
+def test_every_dataset_answers_shape_labels_and_evaluation_without_loading():
+    expected = {"fashion-mnist": ((1, 28, 28), True, True), "mnist": ((1, 28, 28), True, False),
+                "cifar10": ((3, 32, 32), True, False), "folder": ((3, 64, 64), False, False),
+                "hf": ((3, 64, 64), False, False)}
+    assert set(DATASETS) == set(expected)
+    for name, (shape, labelled, evaluable) in expected.items():
+        cfg = DataConfig(dataset=name)
+        assert dataset_info(cfg)["shape"] == shape
+        assert is_labelled(cfg) is labelled
+        assert (dataset_info(cfg)["classes"] is not None) is labelled
+        assert bool(dataset_spec(cfg).classifier) is evaluable
+    assert dataset_info(DataConfig(dataset="folder", channels=1, image_size=32))["shape"] == (1, 32, 32)
+
+
+def test_unknown_dataset_and_missing_split_are_clear_errors():
+    with pytest.raises(ValueError, match="fashion-mnist"):
+        dataset_info(DataConfig(dataset="imagenet"))
+    with pytest.raises(DataError, match="no test split"):
+        load_dataset(DataConfig(dataset="folder"), "test")
+    with pytest.raises(ValueError, match="split"):
+        load_dataset(DataConfig(), "validation")

@@ -1,9 +1,6 @@
-import functools
 import gzip
 import hashlib
-import http.server
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +60,6 @@ def fake_files(monkeypatch):
     monkeypatch.setattr(data.download, "DEBIAN_DIR", Path("/nonexistent"))
     monkeypatch.delenv("T2I_DATA", raising=False)
     return {k: gzip.compress(v) for k, v in files.items()}
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server over tmp_path/www; yields (www dir, base URL)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
 
 
 def test_download_from_mirror_with_verification(tmp_path, monkeypatch, fake_files, server):

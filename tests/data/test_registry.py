@@ -1,7 +1,14 @@
 import pytest
 
 from t2i.config import DataConfig
-from t2i.data import DATASETS, DataError, dataset_info, dataset_spec, is_labelled, load_dataset
+from t2i.data import (
+    DATASETS,
+    DataError,
+    dataset_info,
+    dataset_spec,
+    is_labelled,
+    load_dataset,
+)
 
 
 def test_every_dataset_answers_shape_labels_and_evaluation_without_loading():

@@ -31,14 +31,20 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def with_eval_default(argv: list[str]) -> list[str]:
-    """`t2i eval --checkpoint DIR` (no subcommand) is `t2i eval report --checkpoint DIR`."""
+    """The spellings of `t2i eval` before it had subcommands: with none, `t2i eval --checkpoint
+    DIR` is `t2i eval report --checkpoint DIR`; one after the options (`t2i eval --checkpoint
+    DIR sweep`) moves in front of them."""
     commands = [i for i, a in enumerate(argv) if not a.startswith("-")]
-    if commands and argv[commands[0]] == "eval":
-        i = commands[0] + 1
-        rest = argv[i:]
-        if not (rest and (rest[0] in EVAL_COMMANDS or rest[0] in ("-h", "--help"))):
-            return argv[:i] + ["report"] + rest
-    return argv
+    if not commands or argv[commands[0]] != "eval":
+        return argv
+    i = commands[0] + 1
+    rest = argv[i:]
+    if rest and rest[0] in (*EVAL_COMMANDS, "-h", "--help"):
+        return argv
+    what = next((a for a in rest if a in EVAL_COMMANDS), "report")
+    if what in rest:
+        rest.remove(what)
+    return argv[:i] + [what] + rest
 
 
 def main(argv: list[str] | None = None) -> int:

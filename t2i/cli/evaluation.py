@@ -66,7 +66,7 @@ def cmd_eval_report(args) -> int:
     report = evaluation.evaluate_checkpoint(
         args.checkpoint, n_per_class=args.n_per_class, steps=args.steps, cfg=args.cfg,
         sampler=args.sampler, seed=args.seed, inception=args.inception,
-        reference_images=args.reference_images, prompts=args.prompts, clip_x0=bool(args.clip_x0))
+        reference_images=args.reference_images, prompts=args.prompts, clip_x0=args.clip_x0)
     print(evaluation.format_report(report))
     path = Path(args.json) if args.json else evaluation.default_report_path(report)
     path.write_text(json.dumps(report, indent=2))

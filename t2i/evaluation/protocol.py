@@ -89,11 +89,11 @@ def prompt_shares(options: list[str], n_per_class: int) -> list[tuple[str, int, 
 
 
 def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float, sampler: str,
-                       seed: int = 0, batch: int = 100,
-                       sets: Optional[list[list[str]]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       seed: int = 0, batch: int = 100, sets: Optional[list[list[str]]] = None,
+                       clip_x0: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n_per_class images for each class (seeds seed .. seed + n - 1), in [-1, 1], with their
     labels. `sets` holds each class's prompts (default: its name); a class with several prompts
-    shares its images evenly among them (`prompt_shares`)."""
+    shares its images evenly among them (`prompt_shares`). `clip_x0`: as for the pipeline."""
     sets = sets or class_prompts(pipe, "names")
     images = []
     for options in sets:
@@ -101,7 +101,7 @@ def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float,
             for start in range(first, first + share, batch):
                 k = min(batch, first + share - start)
                 images.append(pipe([prompt], steps=steps, cfg=cfg, sampler=sampler,
-                                   seed=seed + start, num_per_prompt=k) * 2 - 1)
+                                   seed=seed + start, num_per_prompt=k, clip_x0=clip_x0) * 2 - 1)
     labels = torch.arange(len(sets)).repeat_interleave(n_per_class)
     return torch.cat(images), labels
 
@@ -119,12 +119,16 @@ def per_prompt_accuracy(sets: list[list[str]], n_per_class: int, labels: torch.T
 
 def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 100,
                       steps: int = 25, cfg: float = 3.0, sampler: str = "euler",
-                      seed: int = 0, inception: bool = False, prompts: str = "names") -> dict:
-    """The evaluation report of a pipeline (see the module doc for the protocol)."""
+                      seed: int = 0, inception: bool = False, prompts: str = "names",
+                      clip_x0: Optional[bool] = None) -> dict:
+    """The evaluation report of a pipeline (see the module doc for the protocol); `clip_x0`
+    None samples as the checkpoint's config says."""
+    clip_x0 = pipe.config.sample.clip_x0 if clip_x0 is None else clip_x0
     names = pipe.classes.names
     sets = class_prompts(pipe, prompts)
     start = time.perf_counter()
-    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed, sets=sets)
+    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed, sets=sets,
+                                        clip_x0=clip_x0)
     seconds = time.perf_counter() - start
     scores = reference.score(images, labels)
     preds = scores.pop("predictions")
@@ -137,7 +141,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     return {
         "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
                      "sampler": sampler, "cfg": cfg, "seed": seed,
-                     "clip_x0": pipe.config.sample.clip_x0,
+                     "clip_x0": clip_x0,
                      "prompts": prompts, "prompt_list": sets,
                      "reference": reference.reference,
                      "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",
@@ -158,15 +162,13 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
 def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, steps: int = 25,
                         cfg: float = 3.0, sampler: str = "euler", seed: int = 0,
                         inception: bool = False, reference_images: int = 10_000,
-                        prompts: str = "names", clip_x0: bool = False) -> dict:
+                        prompts: str = "names", clip_x0: Optional[bool] = None) -> dict:
     """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes)."""
     ckpt = resolve_checkpoint(checkpoint)
     pipe = Pipeline.from_pretrained(ckpt)
-    if clip_x0:  # recorded in the report's protocol with the rest of the sampling settings
-        pipe.config = pipe.config.override(["sample.clip_x0=true"])
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
     report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception,
-                               prompts)
+                               prompts, clip_x0)
     state, _ = load_training_state(ckpt)
     tc = pipe.config.train
     report["run"] = {"checkpoint": str(ckpt), "preset": pipe.config.preset,

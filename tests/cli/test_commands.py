@@ -57,6 +57,10 @@ def test_eval_report_schema_table_and_default_path(tmp_path, capsys):
     assert main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "1", "--steps", "1",
                  "--reference-images", "100"]) == 0
     assert (run / "eval_step_0000002_euler1_cfg3.json").is_file()
+    assert data["protocol"]["clip_x0"] is False  # the checkpoint's own setting
+    assert main(["-q", "eval", "report", "--checkpoint", str(run), "--n-per-class", "1", "--steps",
+                 "1", "--reference-images", "100", "--clip-x0", "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["protocol"]["clip_x0"] is True
 
 
 def test_eval_sweep_and_readme_table(tmp_path):
@@ -132,3 +136,12 @@ def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir):
     for name in ("reconstruction", "latents", "latent_noising"):
         img = Image.open(out / f"{name}.png")
         img.verify()
+
+
+def test_eval_spellings_before_subcommands_still_work():
+    from t2i.cli import with_eval_default
+
+    assert with_eval_default(["-q", "eval", "--checkpoint", "r"]) == ["-q", "eval", "report", "--checkpoint", "r"]
+    assert with_eval_default(["eval", "--checkpoint", "r", "sweep"]) == ["eval", "sweep", "--checkpoint", "r"]
+    assert with_eval_default(["eval", "readme", "--reports", "a"]) == ["eval", "readme", "--reports", "a"]
+    assert with_eval_default(["sample", "--checkpoint", "eval"]) == ["sample", "--checkpoint", "eval"]

@@ -6,27 +6,45 @@
       ema.safetensors      EMA weights, what sampling uses
       state.safetensors    optimizer moments and RNG state (training only)
       state.json           step, elapsed time, optimizer hyper-parameters, data cursor
+      manifest.json        size and SHA-256 of each file above, written last
 
 A run directory holds `checkpoints/step_*/` and a `checkpoints/latest` file naming the newest.
 Each checkpoint is written to a temporary directory and renamed into place, so a crash leaves
 either the old set or the new one, never a half-written checkpoint that looks complete.
+
+Every load verifies: the files against the manifest (older checkpoints without one: the JSON
+parses and the safetensors headers read), the config through its typed parse, the weights for
+finite values and for a fit with the model. A run directory resolves to its newest intact
+checkpoint, naming the damaged ones it skipped; a checkpoint that cannot be used is a
+`CheckpointError` saying which file and why. A save killed half-way leaves a `.step_*.part-*`
+folder, which `remove_stale_parts` clears at the next start of that run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import Config
+from .config import Config, ConfigError
 from .fsutil import atomic_directory, write_text_atomic
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, damaged, or does not fit what loads it."""
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -57,7 +75,9 @@ def save_checkpoint(run_dir: Path, step: int, config: Config, model: dict[str, t
                     ema: dict[str, torch.Tensor], extra_tensors: dict[str, torch.Tensor],
                     state: dict, keep_last: int = 0) -> Path:
     """Write checkpoint `step` under run_dir/checkpoints atomically, point `latest` at it and
-    delete all but the newest `keep_last` (0 keeps all)."""
+    delete all but the newest `keep_last` (0 keeps all) — never the one just written."""
+    if keep_last < 0:
+        raise ValueError(f"keep_last must be >= 0 (0 keeps every checkpoint), got {keep_last}")
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
@@ -68,47 +88,151 @@ def save_checkpoint(run_dir: Path, step: int, config: Config, model: dict[str, t
         if extra_tensors:
             save_file(_cpu(extra_tensors), tmp / "state.safetensors")
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+                 for f in sorted(tmp.iterdir())}
+        (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=2))
     write_text_atomic(root / LATEST, final.name)
     if keep_last:
         for old in sorted(root.glob("step_*"))[:-keep_last]:
-            shutil.rmtree(old)
+            if old != final:
+                shutil.rmtree(old)
     return final
+
+
+def remove_stale_parts(run_dir: Path) -> list[Path]:
+    """Delete what saves killed half-way left under run_dir/checkpoints (`.step_*.part-*`,
+    `.step_*.old-*`); returns what was removed."""
+    root = Path(run_dir) / CHECKPOINTS
+    stale = sorted(root.glob(".step_*.part-*")) + sorted(root.glob(".step_*.old-*"))
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        log.info("removed %d unfinished checkpoint folder(s) in %s", len(stale), root)
+    return stale
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_problems(ckpt: Path) -> list[str]:
+    """What is wrong with a checkpoint directory (empty: nothing found)."""
+    ckpt = Path(ckpt)
+    if not (ckpt / "config.json").is_file():
+        return ["no config.json"]
+    manifest = ckpt / MANIFEST
+    if manifest.is_file():
+        try:
+            files = json.loads(manifest.read_text())["files"]
+        except (ValueError, KeyError, TypeError):
+            return [f"{MANIFEST} is damaged"]
+        for name, want in files.items():
+            f = ckpt / name
+            if not f.is_file():
+                return [f"{name} is missing"]
+            if f.stat().st_size != want["bytes"] or _sha256(f) != want["sha256"]:
+                return [f"{name} is damaged (size or checksum differs from {MANIFEST})"]
+    problems = []
+    for name in ("config.json", "state.json"):  # older checkpoints have no manifest: parse
+        if (ckpt / name).is_file():
+            try:
+                json.loads((ckpt / name).read_text())
+            except ValueError as e:
+                problems.append(f"{name} is not valid JSON ({e})")
+    for f in sorted(ckpt.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), "pt") as st:
+                st.keys()
+        except (SafetensorError, OSError) as e:
+            problems.append(f"{f.name} is damaged ({e})")
+    try:
+        load_config(ckpt)
+    except CheckpointError as e:
+        problems.append(str(e))
+    return problems
+
+
 def resolve_checkpoint(path: str | Path, latest: bool = True) -> Path:
-    """A checkpoint directory from itself, a run directory (its latest checkpoint) or a
-    run's checkpoints/ directory."""
+    """A verified checkpoint directory from itself, or from a run directory (or its
+    checkpoints/ directory): the one `latest` names or, if that one is damaged, the newest
+    intact one (the damaged ones are logged)."""
     path = Path(path)
-    if (path / "config.json").is_file():
+    if (path / "config.json").is_file() or (path / MANIFEST).is_file():
+        problems = checkpoint_problems(path)
+        if problems:
+            raise CheckpointError(f"checkpoint {path}: " + "; ".join(problems))
         return path
     for root in (path / CHECKPOINTS, path):
         pointer = root / LATEST
-        if latest and pointer.is_file():
-            ckpt = root / pointer.read_text().strip()
-            if (ckpt / "config.json").is_file():
+        if not (latest and pointer.is_file()):
+            continue
+        named = root / pointer.read_text().strip()
+        candidates = [named] + [c for c in sorted(root.glob("step_*"), reverse=True) if c != named]
+        damaged = []
+        for ckpt in candidates:
+            problems = checkpoint_problems(ckpt)
+            if not problems:
+                for bad in damaged:
+                    log.warning("skipping damaged checkpoint %s", bad)
                 return ckpt
+            damaged.append(f"{ckpt.name}: {'; '.join(problems)}")
+        raise CheckpointError(f"no intact checkpoint in {root}: " + "; ".join(damaged))
     raise FileNotFoundError(f"{path} is neither a checkpoint (no config.json) nor a run "
                             f"directory with {CHECKPOINTS}/{LATEST}")
 
 
 def load_config(ckpt: Path) -> Config:
-    return Config.from_json((Path(ckpt) / "config.json").read_text())
+    path = Path(ckpt) / "config.json"
+    try:
+        return Config.from_json(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: a checkpoint carries its config") from None
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def load_weights(ckpt: Path, which: str = "ema") -> dict[str, torch.Tensor]:
-    weights = load_file(Path(ckpt) / f"{which}.safetensors")
+    path = Path(ckpt) / f"{which}.safetensors"
+    try:
+        weights = load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path} cannot be read ({e})") from None
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite weights ({', '.join(bad[:3])}"
+                              f"{', ...' if len(bad) > 3 else ''}): the run that wrote it diverged")
     # Checkpoints written before the U-Net joined called the backbone "dit".
     return {("backbone." + k[4:] if k.startswith("dit.") else k): v for k, v in weights.items()}
+
+
+def load_into(module: torch.nn.Module, ckpt: Path, which: str = "ema") -> None:
+    """Load `which` weights of a checkpoint into `module`, or say why they do not fit."""
+    try:
+        module.load_state_dict(load_weights(ckpt, which))
+    except RuntimeError as e:
+        detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
+        raise CheckpointError(f"{Path(ckpt) / which}.safetensors does not fit this model: "
+                              f"{detail[:500]}") from None
 
 
 def load_training_state(ckpt: Path) -> tuple[dict, Optional[dict[str, torch.Tensor]]]:
     ckpt = Path(ckpt)
     tensors = load_file(ckpt / "state.safetensors") if (ckpt / "state.safetensors").is_file() else None
-    return json.loads((ckpt / "state.json").read_text()), tensors
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{ckpt / 'state.json'} cannot be read ({e})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{ckpt / 'state.json'} does not hold the step it was written at")
+    return state, tensors
 
 
 def pack_training_state(optimizer: torch.optim.Optimizer, order, step: int,
@@ -126,8 +250,12 @@ def restore_training_state(ckpt: Path, optimizer: torch.optim.Optimizer, order) 
     (step, elapsed seconds)."""
     state, tensors = load_training_state(ckpt)
     if tensors is None:
-        raise ValueError(f"{ckpt} holds no training state (an exported model?); cannot resume")
-    optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
-    torch.set_rng_state(tensors["rng.torch"])
-    order.load(tensors["data.perm"], state["cursor"])
-    return state["step"], state["elapsed"]
+        raise CheckpointError(f"{ckpt} holds no training state (an exported model?); cannot resume")
+    try:
+        optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
+        torch.set_rng_state(tensors["rng.torch"])
+        order.load(tensors["data.perm"], state["cursor"])
+        elapsed = float(state["elapsed"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{ckpt}: the training state does not fit this run ({e})") from None
+    return state["step"], elapsed

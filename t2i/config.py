@@ -1,23 +1,96 @@
-"""Typed configuration and named presets.
+"""Typed configuration, validated in one place.
 
-A run is described by one `Config` made of small dataclasses. Presets are named constructors
-in `PRESETS`; command-line overrides such as `model.depth=8` are parsed against the field's
-declared type and applied with `dataclasses.replace`, so a typo is an error, never a new field.
-The full config travels inside every checkpoint (`config.json`), which is enough to sample.
+A run is described by one `Config` made of small dataclasses (named presets are in presets.py).
+Command-line overrides such as `model.depth=8` are parsed against the field's declared type and
+applied with `dataclasses.replace`, so a typo is an error, never a new field. Every section checks
+its fields' types and ranges whenever it is built — from a preset with overrides, from JSON, from
+a checkpoint's `config.json` — and a bad value is a `ConfigError` naming the field, the value and
+what is allowed, before any work starts. The full config travels inside every checkpoint, which
+is enough to sample.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import ClassVar, Optional
+
+# The names the registries below the config resolve (tests/test_config.py keeps them equal to
+# BACKBONES, OBJECTIVES, SAMPLERS, DATASETS and the LR schedules): checked here, when a config
+# is built, so a typo fails before training rather than after it.
+BACKBONE_NAMES = ("dit", "unet")
+OBJECTIVE_NAMES = ("eps", "flow", "v", "x0")
+SAMPLER_NAMES = ("ddim", "ddpm", "euler", "heun")
+DATASET_NAMES = ("cifar10", "fashion-mnist", "folder", "hf", "mnist")
+SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+class ConfigError(ValueError):
+    """A config field holds a value of the wrong type or outside its allowed range."""
+
+
+class Section:
+    """A config section: after construction, every field is checked against its declared type
+    and against the section's `rules` (field -> (predicate, what is allowed))."""
+
+    section: ClassVar[str] = ""
+    rules: ClassVar[dict] = {}
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _typed(getattr(self, f.name), hints[f.name], f"{self.section}.{f.name}")
+            object.__setattr__(self, f.name, value)  # an int given for a float becomes a float
+        for key, (ok, allowed) in self.rules.items():
+            value = getattr(self, key)
+            if not ok(value, self):
+                raise ConfigError(f"{self.section}.{key}={value!r} is not allowed: must be {allowed}")
+
+
+def _typed(value, tp, key: str):
+    """`value` if it has type `tp` (int, float, bool, str, or Optional of those), an int as a
+    float for a float field; else a ConfigError. Floats must be finite."""
+    if typing.get_origin(tp) is typing.Union:
+        if value is None:
+            return None
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}={value!r} is a {type(value).__name__}, expected {tp.__name__}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: must be a finite number")
+    return value
+
+
+def _choice(names):
+    return (lambda v, c: v in names), "one of " + ", ".join(map(str, names))
+
+
+def _at_least(low, what="an integer"):
+    return (lambda v, c: v >= low), f"{what} >= {low}"
+
+
+def _between(low, high):
+    return (lambda v, c: low <= v <= high), f"a number in [{low}, {high}]"
+
+
+def _int_list(v, c) -> bool:
+    parts = v.split(",")
+    return all(p.strip().isdigit() and int(p) > 0 for p in parts)
+
+
+POSITIVE = (lambda v, c: v > 0), "a number > 0"
+INT_LIST = _int_list, "comma-separated positive integers, e.g. 16,32,64"
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
     backbone: str = "dit"  # dit | unet (diffusers UNet2DConditionModel with cross-attention)
     width: int = 256  # transformer width D; cost grows ~D^2 per token (unet: cross-attention width)
     depth: int = 6  # number of blocks; cost grows linearly
@@ -28,13 +101,23 @@ class ModelConfig:
     unet_channels: str = "32,64,64"  # unet: channels per level; each level after the first halves H, W
     layers_per_block: int = 1  # unet: ResNet blocks per level
 
+    section = "model"
+    rules = {
+        "backbone": _choice(BACKBONE_NAMES), "width": _at_least(1), "depth": _at_least(1),
+        "heads": ((lambda v, c: v >= 0 and c.width % (v or max(1, c.width // 64)) == 0),
+                  "an integer >= 0 (0: width // 64) that divides model.width"),
+        "mlp_ratio": POSITIVE, "patch_size": _at_least(1),
+        "attention": _choice(("linear", "softmax")), "unet_channels": INT_LIST,
+        "layers_per_block": _at_least(1),
+    }
+
     @property
     def num_heads(self) -> int:
         return self.heads or max(1, self.width // 64)
 
 
 @dataclass(frozen=True)
-class TextConfig:
+class TextConfig(Section):
     # none (unconditional) | onehot (fixed class vector) | learned (trainable class embedding)
     # | minilm (all-MiniLM-L6-v2 from the `text` extra, offline) | any Hugging Face text
     # encoder by hub id or local folder (CLIP text, T5 encoder, BERT-like): frozen, its
@@ -45,9 +128,14 @@ class TextConfig:
     max_length: int = 0  # tokens kept per prompt by a pretrained encoder; 0 = what the model allows
     cond_drop: float = 0.1  # per-sample probability of training on the null condition (for CFG)
 
+    section = "text"
+    rules = {"encoder": ((lambda v, c: bool(v.strip())), "none, onehot, learned, minilm, or a hub "
+                         "id / folder of a Hugging Face text encoder"),
+             "dim": _at_least(1), "max_length": _at_least(0), "cond_drop": _between(0, 1)}
+
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Section):
     # fashion-mnist | mnist | cifar10 (class-labelled, captioned from templates) | folder
     # (images + captions.jsonl/.csv in data_dir) | hf (a Hugging Face dataset: hf_name)
     dataset: str = "fashion-mnist"
@@ -64,9 +152,13 @@ class DataConfig:
     image_column: str = ""  # "" = the first of image, img, jpg, png, ... (folder: file, image, ...)
     caption_column: str = ""  # "" = the first of caption, text, prompt, ...; `json.prompt` reaches into a dict
 
+    section = "data"
+    rules = {"dataset": _choice(DATASET_NAMES), "subset": _at_least(0),
+             "image_size": _at_least(1), "channels": _choice((1, 3))}
+
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(Section):
     # Which latent space the DiT works in. Empty: pixel space. Else a folder or hub id of a
     # diffusers AutoencoderKL: ours (`t2i vae train`) or a pretrained one (stabilityai/sd-vae-ft-mse).
     name: str = ""
@@ -80,6 +172,11 @@ class VAEConfig:
     kl_weight: float = 1e-4  # KL (mean per latent element) against MSE (mean per pixel): more KL
     #                          gives a smoother latent space, less gives sharper reconstructions
 
+    section = "vae"
+    rules = {"scale": _at_least(0, "a number"), "resolution": _at_least(0), "channels": INT_LIST,
+             "layers_per_block": _at_least(1), "latent_channels": _at_least(1),
+             "kl_weight": _at_least(0, "a number")}
+
     def resolved_name(self) -> str:
         """`name` as an absolute path if it is a local folder (so a checkpoint or cache made
         from one working directory is valid from any other), else the hub id unchanged."""
@@ -88,7 +185,7 @@ class VAEConfig:
 
 
 @dataclass(frozen=True)
-class ObjectiveConfig:
+class ObjectiveConfig(Section):
     # flow (velocity target) | x0 (clean image) | eps (noise, DDPM) | v (v-prediction); eps and v
     # use the cosine schedule. All are sampled through their exact velocity.
     kind: str = "flow"
@@ -102,9 +199,15 @@ class ObjectiveConfig:
     s_min: float = 0.01
     s_max: float = 0.99
 
+    section = "objective"
+    rules = {"kind": _choice(OBJECTIVE_NAMES), "t_sampling": _choice(("logit_normal", "uniform")),
+             "logit_std": POSITIVE, "beta_a": POSITIVE, "beta_b": POSITIVE,
+             "s_min": _between(0, 1),
+             "s_max": ((lambda v, c: c.s_min < v <= 1), "a number in (objective.s_min, 1]")}
+
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     steps: int = 4000  # optimizer steps (an upper bound when max_minutes is set)
     max_minutes: float = 0.0  # wall-clock budget in minutes; 0 = none. The LR schedule follows
     #                           whichever budget (steps or minutes) runs out first.
@@ -130,19 +233,40 @@ class TrainConfig:
     eval_every: int = 0  # steps between quick evaluations (accuracy, FD, precision, recall
     #                      to TensorBoard; Fashion-MNIST only); 0 = never. Not counted as training time.
     eval_n_per_class: int = 10  # images per class for those: small and noisy, but shows the trend
-    keep_last: int = 3  # checkpoints kept on disk
+    keep_last: int = 3  # newest checkpoints kept on disk; 0 keeps every one
+    # Steps in a row whose loss or gradient is not finite (skipped, weights untouched) before the
+    # run stops as diverged; the last good checkpoint stays `latest`.
+    max_bad_steps: int = 3
     wandb: bool = False  # also log to Weights & Biases (pip install wandb); TensorBoard always
     wandb_project: str = "t2i"
 
+    section = "train"
+    rules = {
+        "steps": _at_least(1), "max_minutes": _at_least(0, "a number"), "batch_size": _at_least(1),
+        "grad_accum": _at_least(1), "lr": POSITIVE, "weight_decay": _at_least(0, "a number"),
+        "schedule": _choice(SCHEDULE_NAMES), "cycles": _at_least(1), "warmup_steps": _at_least(0),
+        "min_lr_ratio": _between(0, 1), "grad_clip": _at_least(0, "a number"),
+        "precision": _choice(PRECISIONS), "ema_decay": _between(0, 1),
+        "device": ((lambda v, c: v == "auto" or v.split(":")[0] in ("cpu", "cuda", "mps")),
+                   "auto, cpu, cuda[:N] or mps"),
+        "log_every": _at_least(1), "sample_every": _at_least(0), "ckpt_every": _at_least(0),
+        "eval_every": _at_least(0), "eval_n_per_class": _at_least(1),
+        "keep_last": ((lambda v, c: v >= 0), "an integer >= 0 (0 keeps every checkpoint)"), "max_bad_steps": _at_least(0),
+    }
+
 
 @dataclass(frozen=True)
-class SampleConfig:
+class SampleConfig(Section):
     steps: int = 25  # ODE steps (Heun costs two model calls per step)
     cfg: float = 3.0  # classifier-free guidance scale; 1 = no guidance
     sampler: str = "euler"  # euler | heun (ODE, uniform t) | ddim (ODE) | ddpm (stochastic): cosine grid
     # Clamp the predicted clean image to [-1, 1] at every step (pixel space only): DDPM's
     # clip_denoised, which noise-predicting (eps) models need to sample in few steps.
     clip_x0: bool = False
+
+    section = "sample"
+    rules = {"steps": _at_least(1), "cfg": _at_least(0, "a number"),
+             "sampler": _choice(SAMPLER_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -176,15 +300,23 @@ class Config:
             sub_cls = typing.get_type_hints(cls)[f.name]
             known = {g.name for g in dataclasses.fields(sub_cls)}
             values = d.get(f.name, {})
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {f.name!r} must be an object, not {values!r}")
             unknown = set(values) - known
             if unknown:
-                raise ValueError(f"unknown {f.name} fields in config: {sorted(unknown)}")
+                raise ConfigError(f"unknown {f.name} fields in config: {sorted(unknown)}")
             sections[f.name] = sub_cls(**values)
         return cls(preset=d.get("preset", "custom"), **sections)
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"not JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise ConfigError("a config must be a JSON object")
+        return cls.from_dict(d)
 
     def override(self, assignments: list[str]) -> "Config":
         """Apply `section.field=value` strings, each parsed to the field's declared type."""

@@ -7,6 +7,12 @@ A trainer subclasses `TrainingLoop`, builds its networks, then calls `init_loop(
 and supplies `train_step()` (one optimizer step, returning scalar metrics), `weights()` and
 `load_weights(ckpt)`; `periodic(tracker)` and `finish(tracker, checkpoint)` are its hooks.
 
+Nothing is lost or silent: a step whose loss or gradient is not finite is skipped (the weights
+stay as they were) and `train.max_bad_steps` of them in a row stop the run with `Diverged`; a
+checkpoint is never written with non-finite weights. SIGINT or SIGTERM lets the current step
+finish, writes a checkpoint and raises `Interrupted` (a second signal aborts at once); under
+torchrun every rank stops at the same step. Saves killed half-way are cleared at the next start.
+
 Resume continues the same run: the data order (an epoch permutation and a cursor), the global
 torch RNG and the optimizer state are checkpointed with the weights, so an interrupted fp32 run
 retraces the uninterrupted one exactly. Time spent on samples, evaluations and checkpoints is not
@@ -15,8 +21,11 @@ training time: neither the budget nor img/s counts it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -27,13 +36,26 @@ import torch.distributed as dist
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from .checkpoint import pack_training_state, resolve_checkpoint, restore_training_state, save_checkpoint
+from .checkpoint import (pack_training_state, remove_stale_parts, resolve_checkpoint,
+                         restore_training_state, save_checkpoint)
 from .config import Config
 from .data import EpochSampler
 
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
+
+
+class Diverged(RuntimeError):
+    """The loss or the gradients stopped being finite; nothing non-finite was saved."""
+
+
+class Interrupted(Exception):
+    """SIGINT / SIGTERM stopped training after a step; `checkpoint` holds it (rank 0)."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Optional[Path]):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
 
 
 def lr_factor(cfg, step: int, progress: float) -> float:
@@ -147,6 +169,10 @@ class TrainingLoop:
         self.order = EpochSampler(num_examples)
         self.step, self.elapsed = 0, 0.0
         self.saved_step, self.last_checkpoint = -1, None
+        self.bad_steps = 0  # steps in a row with a non-finite loss or gradient
+        self.signum = 0  # the signal that asked training to stop, if any
+        if self.is_main:
+            remove_stale_parts(self.out_dir)
 
     # ------------------------------------------------------------------ subclass interface
 
@@ -186,13 +212,27 @@ class TrainingLoop:
         """Back-propagate one micro-batch's loss, its share of the accumulated step."""
         self.scaler.scale(loss / self.config.train.grad_accum).backward()
 
-    def optimizer_step(self) -> dict:
-        """Unscale, clip, step and clear the gradients; the step count moves on. Returns the
-        gradient norm (before clipping) and the LR."""
-        clip = self.config.train.grad_clip
+    def optimizer_step(self, loss: float) -> dict:
+        """Unscale, clip, step and clear the gradients; the step count moves on. A step whose
+        `loss` or gradient norm is not finite leaves the weights as they were (see the module
+        doc). Returns the gradient norm (before clipping) and the LR."""
+        tc = self.config.train
         self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.parameters, clip if clip > 0 else math.inf)
-        self.scaler.step(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters, tc.grad_clip if tc.grad_clip > 0 else math.inf)
+        # fp16's GradScaler skips overflowing steps itself (and lowers its scale): not divergence.
+        bad = not math.isfinite(loss) or (not self.scaler.is_enabled() and not torch.isfinite(norm))
+        if bad:
+            self.bad_steps += 1
+            if self.bad_steps > tc.max_bad_steps:
+                raise Diverged(f"loss {loss:.4g}, gradient norm {norm.item():.4g} at step {self.step}: "
+                               f"not finite for {self.bad_steps} steps in a row; the last good "
+                               f"checkpoint is {self.last_checkpoint or 'none (nothing saved)'}. "
+                               "Lower train.lr, or raise train.warmup_steps or train.grad_clip")
+            log.warning("step %d: loss %.4g, gradient norm %.4g; step skipped", self.step, loss,
+                        norm.item())
+        else:
+            self.bad_steps = 0
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -201,8 +241,14 @@ class TrainingLoop:
     # ------------------------------------------------------------------ state
 
     def save(self) -> Path:
-        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
         model, ema = self.weights()
+        bad = [k for k, v in (*model.items(), *ema.items())
+               if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise Diverged(f"step {self.step}: non-finite weights ({', '.join(bad[:3])}); not "
+                           f"saved, the last good checkpoint is {self.last_checkpoint or 'none'}. "
+                           "Lower train.lr, or raise train.warmup_steps or train.grad_clip")
+        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
         path = save_checkpoint(self.out_dir, self.step, self.config, model, ema, tensors, state,
                                self.config.train.keep_last)
         self.saved_step, self.last_checkpoint = self.step, path
@@ -215,34 +261,64 @@ class TrainingLoop:
         log.info("resumed from %s at step %d", ckpt, self.step)
 
     def _sync(self, value: float, op: str = "broadcast") -> float:
-        """With several processes: rank 0's value ("broadcast") or the mean over ranks."""
+        """With several processes: rank 0's value ("broadcast"), the mean ("mean") or the
+        largest ("max") over ranks."""
         if self.world == 1:
             return value
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
         if op == "broadcast":
             dist.broadcast(t, 0)
+        elif op == "max":
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
         else:
             dist.all_reduce(t)
             t /= self.world
         return t.item()
+
+    @contextlib.contextmanager
+    def stop_on_signals(self):
+        """SIGINT and SIGTERM set `signum` (the loop stops after the step); a second one aborts
+        at once. Outside the main thread signals cannot be caught, and are left alone."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.signum:  # the second: abort now
+                raise KeyboardInterrupt
+            self.signum = signum
+            log.warning("%s: stopping after this step (again to abort at once)",
+                        signal.Signals(signum).name)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
     # ------------------------------------------------------------------ the loop
 
     def train(self):
         """Train until `train.steps` or `train.max_minutes`, whichever comes first; then, on
         rank 0, write the final checkpoint and return what `finish` makes of it (None on the
-        other ranks, which write nothing)."""
+        other ranks, which write nothing). Raises `Interrupted` after a signal (with the
+        checkpoint written) and `Diverged` (with nothing written)."""
         tracker = None
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             tracker = Tracker(self.out_dir, self.config, self.step)
-        self.run(tracker)
-        if not self.is_main:
-            return None
-        final = self.save() if self.saved_step != self.step else self.last_checkpoint
-        result = self.finish(tracker, final)
-        tracker.close()
-        return result
+        try:
+            with self.stop_on_signals():
+                self.run(tracker)
+            final = None
+            if self.is_main:
+                final = self.save() if self.saved_step != self.step else self.last_checkpoint
+            if self.signum:
+                raise Interrupted(self.signum, self.step, final)
+            return self.finish(tracker, final) if self.is_main else None
+        finally:
+            if tracker is not None:
+                tracker.close()
 
     def run(self, tracker: Optional[Tracker]) -> None:
         tc = self.config.train
@@ -278,6 +354,10 @@ class TrainingLoop:
                     self.periodic(tracker)
                     if tc.ckpt_every and self.step % tc.ckpt_every == 0:
                         self.save()
+                # Any rank's signal stops every rank at this same step.
+                self.signum = int(self._sync(float(self.signum), "max"))
+                if self.signum:
+                    break
                 last = time.perf_counter()  # time spent on samples/checkpoints is not training
         finally:
             bar.close()

@@ -8,6 +8,7 @@ config it was trained with.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from .captions import Classes
-from .checkpoint import load_config, load_weights, resolve_checkpoint
+from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
@@ -55,7 +56,7 @@ class Pipeline:
         config = load_config(ckpt)
         codec = load_codec(config)
         networks = build_networks(config, codec.latent_shape)
-        networks.load_state_dict(load_weights(ckpt, weights))
+        load_into(networks, ckpt, weights)  # refuses non-finite weights
         return cls(config, networks, resolve_device(device), precision, codec)
 
     @property
@@ -104,8 +105,14 @@ class Pipeline:
         scale = s.cfg if cfg is None else cfg
         clip = s.clip_x0 if clip_x0 is None else clip_x0
         solve = get_sampler(sampler or s.sampler)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if not math.isfinite(scale) or scale < 0:
+            raise ValueError(f"the guidance scale must be a finite number >= 0, got {scale!r}")
+        if num_per_prompt < 1:
+            raise ValueError(f"num_per_prompt must be >= 1, got {num_per_prompt}")
+        if not prompts:
+            raise ValueError("no prompts given")
         cond, null = self.condition(list(prompts), num_per_prompt, pad=scale != 1.0)
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
         velocity = guidance(self.velocity, cond, null, scale)

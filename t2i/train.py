@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_config, load_weights
+from .checkpoint import load_config, load_into
 from .codecs import load_codec
 from .config import Config
 from .data import ImageDataset, dataset_spec, load_dataset, open_latent_cache
@@ -138,8 +138,8 @@ class Trainer(TrainingLoop):
         return self.networks.state_dict(), self.ema.state_dict()
 
     def load_weights(self, ckpt: Path) -> None:
-        self.networks.load_state_dict(load_weights(ckpt, "model"))
-        self.ema.load_state_dict(load_weights(ckpt, "ema"))
+        load_into(self.networks, ckpt, "model")
+        load_into(self.ema, ckpt, "ema")
 
     # ------------------------------------------------------------------ one step
 
@@ -180,7 +180,7 @@ class Trainer(TrainingLoop):
                 loss = self.loss_on(x, text_inputs, global_batch, part)
                 self.backward(loss)
             total += loss.item() / tc.grad_accum
-        metrics = {"loss": total, **self.optimizer_step()}
+        metrics = {"loss": total, **self.optimizer_step(total)}
         # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
         ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
         return metrics

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_weights
+from .checkpoint import load_into
 from .codecs import AutoencoderCodec, autoencoder_class, reconstruction_psnr, resize
 from .config import Config, VAEConfig
 from .data import DataError, load_dataset
@@ -94,7 +94,7 @@ class VAETrainer(TrainingLoop):
         return weights, weights  # no EMA: the "ema" file holds the same weights
 
     def load_weights(self, ckpt: Path) -> None:
-        self.vae.load_state_dict(load_weights(ckpt, "model"))
+        load_into(self.vae, ckpt, "model")
 
     def train_step(self) -> dict:
         tc = self.config.train
@@ -107,8 +107,8 @@ class VAETrainer(TrainingLoop):
             self.backward(mse + self.config.vae.kl_weight * kl)
             mse_sum, kl_sum = mse_sum + mse.item(), kl_sum + kl.item()
         mse, kl = mse_sum / tc.grad_accum, kl_sum / tc.grad_accum
-        psnr = 10 * math.log10(4 / mse)  # images span 2, so peak^2 = 4
-        return {"recon_mse": mse, "kl": kl, "psnr": psnr, **self.optimizer_step()}
+        psnr = 10 * math.log10(4 / mse) if 0 < mse < math.inf else math.nan  # peak^2 = 2^2
+        return {"recon_mse": mse, "kl": kl, "psnr": psnr, **self.optimizer_step(mse + kl)}
 
     def postfix(self, metrics: dict) -> dict:
         return {"step": self.step, "psnr": f"{metrics['psnr']:.1f}", "kl": f"{metrics['kl']:.2f}"}

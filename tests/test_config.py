@@ -1,5 +1,6 @@
 import pytest
 
+from t2i.config import Config
 from t2i.presets import get_preset
 
 
@@ -22,3 +23,54 @@ def test_overrides_are_typed():
 def test_bad_overrides_are_clear_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         get_preset("fmnist").override([bad])
+
+
+def test_config_names_are_the_registries():
+    from t2i import config
+    from t2i.data import DATASETS
+    from t2i.loop import SCHEDULES
+    from t2i.model import BACKBONES
+    from t2i.objectives import OBJECTIVES
+    from t2i.runtime import PRECISIONS
+    from t2i.samplers import SAMPLERS
+
+    assert set(config.BACKBONE_NAMES) == set(BACKBONES)
+    assert set(config.OBJECTIVE_NAMES) == set(OBJECTIVES)
+    assert set(config.SAMPLER_NAMES) == set(SAMPLERS)
+    assert set(config.DATASET_NAMES) == set(DATASETS)
+    assert set(config.SCHEDULE_NAMES) == set(SCHEDULES)
+    assert set(config.PRECISIONS) == {"auto", *PRECISIONS}
+
+
+@pytest.mark.parametrize("override, match", [
+    ("model.heads=-4", "model.heads=-4 is not allowed"), ("model.heads=5", "divides model.width"),
+    ("model.patch_size=0", ">= 1"), ("model.depth=-1", ">= 1"), ("model.mlp_ratio=0", "> 0"),
+    ("model.backbone=vit", "one of dit, unet"), ("model.unet_channels=8,x", "comma-separated"),
+    ("text.cond_drop=1.5", r"\[0, 1\]"), ("data.image_size=0", ">= 1"), ("data.channels=2", "one of 1, 3"),
+    ("data.dataset=imagenet", "fashion-mnist"), ("vae.kl_weight=-1", ">= 0"),
+    ("objective.kind=edm", "one of eps"), ("objective.s_max=0.001", "s_min"),
+    ("train.steps=-5", ">= 1"), ("train.steps=0", ">= 1"), ("train.grad_accum=0", ">= 1"),
+    ("train.ema_decay=5", r"\[0, 1\]"), ("train.keep_last=-1", "0 keeps every"),
+    ("train.lr=nan", "finite"), ("train.lr=0", "> 0"), ("train.precision=fp8", "one of auto"),
+    ("train.device=tpu", "cuda"), ("train.max_bad_steps=-1", ">= 0"),
+    ("sample.steps=0", ">= 1"), ("sample.sampler=dpm", "one of ddim"), ("sample.cfg=inf", "finite"),
+])
+def test_every_field_kind_is_range_checked_with_its_name(override, match):
+    from t2i.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        Config().override([override])
+
+
+def test_checkpoint_config_goes_through_the_same_typed_parse():
+    from t2i.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.depth='2' is a str, expected int"):
+        Config.from_dict({"model": {"depth": "2"}})
+    with pytest.raises(ConfigError, match="train.compile=1 is a int, expected bool"):
+        Config.from_dict({"train": {"compile": 1}})
+    with pytest.raises(ConfigError, match="must be an object"):
+        Config.from_dict({"model": 3})
+    with pytest.raises(ConfigError, match="not JSON"):
+        Config.from_json("{garbage")
+    assert Config.from_dict({"train": {"lr": 1}}).train.lr == 1.0  # an int is a valid float

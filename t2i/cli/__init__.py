@@ -14,9 +14,14 @@ import os
 import sys
 
 from ..data import DataError
+from ..loop import Diverged
 from .evaluation import EVAL_COMMANDS, add_bench, add_eval
 from .generation import add_demo, add_figures, add_sample
 from .training import add_prepare, add_train, add_vae
+
+# Failures a user can fix: one `t2i <command>: error: ...` line and exit 2. Anything else is a
+# bug, and keeps its traceback.
+EXPECTED = (ValueError, OSError, ImportError, DataError, Diverged)
 
 COMMANDS = (add_train, add_prepare, add_vae, add_sample, add_figures, add_demo, add_bench, add_eval)
 
@@ -24,6 +29,8 @@ COMMANDS = (add_train, add_prepare, add_vae, add_sample, add_figures, add_demo, 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="t2i", description="Train and run small text-to-image transformers.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error (also T2I_DEBUG=1) instead of one line")
     sub = p.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -62,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, ImportError, DataError) as e:
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one anywhere else
+        print(f"t2i {args.command}: aborted", file=sys.stderr)
+        return 130
+    except EXPECTED as e:  # bad config, bad data, missing or damaged files, OS errors, divergence
+        if args.debug or os.environ.get("T2I_DEBUG") == "1":
+            raise
         print(f"t2i {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ budget, resume, data dir) and sampling (steps, CFG, sampler, seed, clip)."""
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from ..presets import PRESETS, get_preset
@@ -76,5 +77,31 @@ def read_prompts(args) -> list[str]:
     prompts = list(args.prompt or [])
     if args.prompts_file:
         lines = Path(args.prompts_file).read_text().splitlines()
-        prompts += [line.strip() for line in lines if line.strip()]
+        from_file = [line.strip() for line in lines if line.strip()]
+        if not from_file:
+            raise ValueError(f"--prompts-file {args.prompts_file} holds no prompt")
+        prompts += from_file
     return prompts
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def interrupted_message(command: str, argv: list[str], e) -> str:
+    """Where an interrupted run's checkpoint is and the command that resumes it."""
+    rest = []
+    skip = False
+    for a in argv:  # the same command, without any --resume it had
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith("--resume="):
+            rest.append(a)
+    return (f"t2i {command}: {e}; checkpoint: {e.checkpoint}\n"
+            f"resume with: t2i {shlex.join(rest)} --resume latest")

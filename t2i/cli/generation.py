@@ -10,7 +10,7 @@ from ..checkpoint import load_config, resolve_checkpoint
 from ..images import make_grid, save_images
 from ..pipeline import Pipeline
 from ..web import Limits, load_test, serve
-from .args import add_sampling_arguments, read_prompts, sampling_kwargs
+from .args import add_sampling_arguments, positive_int, read_prompts, sampling_kwargs
 
 
 def add_sample(sub) -> None:
@@ -18,7 +18,7 @@ def add_sample(sub) -> None:
     s.add_argument("--checkpoint", required=True, help="checkpoint directory or run directory")
     s.add_argument("--prompt", action="append", help="a prompt (repeatable); default: every class name")
     s.add_argument("--prompts-file", help="file with one prompt per line")
-    s.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt")
+    s.add_argument("--num-per-prompt", type=positive_int, default=1, help="images per prompt")
     add_sampling_arguments(s)
     s.add_argument("--out", default="samples", help="output directory (default samples/)")
     s.add_argument("--strip", action="store_true", help="also write strip.png: the denoising steps")

@@ -17,10 +17,12 @@ from ..data import (image_cache_path, is_labelled, latent_cache_path, load_datas
                     open_latent_cache)
 from ..figures import vae_figures
 from ..fsutil import cache_root
+from ..loop import Interrupted
 from ..text import PretrainedTextEncoder, build_text_encoder
 from ..train import Trainer
 from ..vae_train import INFO_FILE, VAETrainer
-from .args import PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config, run_dir
+from .args import (PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config,
+                   interrupted_message, run_dir)
 
 
 def add_train(sub) -> None:
@@ -52,9 +54,14 @@ def cmd_train(args) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc, args.argv)
     cfg = build_config(args)
-    trainer = Trainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
+    out = run_dir(args, cfg)
+    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
     try:
         final = trainer.train()
+    except Interrupted as e:
+        if trainer.is_main:
+            print(interrupted_message("train", _with_out(args.argv, out), e), file=sys.stderr)
+        return 128 + e.signum
     finally:
         if trainer.world > 1:
             dist.destroy_process_group()
@@ -62,6 +69,15 @@ def cmd_train(args) -> int:
         print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min on "
               f"{trainer.world} process(es); checkpoint: {final}")
     return 0
+
+
+def _with_out(argv: list[str], out: Path) -> list[str]:
+    """The command's arguments (after global options), with its run directory spelled out."""
+    command = next(i for i, a in enumerate(argv) if not a.startswith("-"))
+    rest = argv[command:]
+    if not any(a == "--out" or a.startswith("--out=") for a in rest):
+        rest += ["--out", str(out)]
+    return rest
 
 
 def add_prepare(sub) -> None:
@@ -137,8 +153,13 @@ def add_vae(sub) -> None:
 
 def cmd_vae_train(args) -> int:
     cfg = build_config(args)
-    trainer = VAETrainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
-    folder = trainer.train()
+    out = run_dir(args, cfg)
+    trainer = VAETrainer(cfg, out, resume=args.resume, progress=not args.quiet)
+    try:
+        folder = trainer.train()
+    except Interrupted as e:
+        print(interrupted_message("vae train", _with_out(args.argv, out), e), file=sys.stderr)
+        return 128 + e.signum
     info = json.loads((folder / INFO_FILE).read_text())
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; test PSNR "
           f"{info['test_psnr_db']:.2f} dB, latent scale {info['scaling_factor']:.4f}; VAE: {folder}")

@@ -4,8 +4,11 @@ Both are read once into an image cache: uint8 [N, C, S, S] (shorter side resized
 crop) in a raw file that training memory-maps, with the captions beside it. So a dataset larger
 than RAM trains, a streamed Hugging Face dataset is downloaded and decoded once, and everything
 downstream (latent caches, DDP shards, the sampler) treats it like Fashion-MNIST. Images that
-cannot be read (corrupt bytes, zero size, a mode that does not convert) are skipped and counted,
-never a crash.
+cannot be used are skipped and counted by reason, never a crash and never a hang: a bad row (not
+an object, no file or caption, a caption that is not text), a file outside the folder (`..`, an
+absolute path, a symlink leading out), a missing file, not a regular file (a FIFO is never
+opened), too large (over MAX_PIXELS, checked before decoding), unreadable (corrupt bytes), zero
+size, a mode that does not convert, no caption.
 
 Folder layout: `captions.jsonl` (one `{"file": ..., "caption": ...}` per line) or
 `captions.csv` (header with `file,caption`), paths relative to the folder. An image listed on
@@ -21,9 +24,10 @@ import io
 import json
 import logging
 import os
+import stat
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -61,6 +65,12 @@ def to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
         image = image.convert("RGB" if channels == 3 else "L")
     except (ValueError, OSError):
         raise BadImage(f"mode {image.mode}") from None
+    side = min(image.size)
+    if max(image.size) > 4 * side:
+        # A long strip resized whole would allocate its full length at the new scale: crop its
+        # centre square first (the result is the same crop).
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
     scale = size / min(image.size)
     w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
     image = image.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
@@ -69,9 +79,15 @@ def to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
     return array.reshape(size, size, channels).transpose(2, 0, 1)  # (C, S, S)
 
 
+# An image is refused before it is decoded if it has more pixels than this (a 10,000 x 5,000
+# photo passes; a decompression bomb or a 200,000-pixel-wide strip does not).
+MAX_PIXELS = 50_000_000
+
+
 def _open(value) -> Image.Image:
     """An image from what a dataset holds: a PIL image, bytes, a path, or the
-    {"bytes", "path"} dict of an undecoded Hugging Face Image column."""
+    {"bytes", "path"} dict of an undecoded Hugging Face Image column. Its size is checked
+    against MAX_PIXELS from the header, before decoding."""
     if isinstance(value, Image.Image):
         return value
     if isinstance(value, dict):
@@ -82,18 +98,22 @@ def _open(value) -> Image.Image:
         image = Image.open(value)
     else:
         raise BadImage(f"no image in a {type(value).__name__}")
+    if image.width * image.height > MAX_PIXELS:
+        raise BadImage("too large")
     image.load()  # decode now, so a truncated file fails here
     return image
 
 
 def _captions(value) -> list[str]:
     """Captions from a caption field: a string, a list of strings, or a dict holding one
-    (e.g. the `json` column of a WebDataset: {"prompt": ...})."""
+    (e.g. the `json` column of a WebDataset: {"prompt": ...}). Anything else is a bad row."""
     if isinstance(value, dict):
         value = next((value[k] for k in ("prompt", "caption", "text") if k in value), None)
     if isinstance(value, str):
         value = [value]
-    return [v.strip() for v in value or [] if isinstance(v, str) and v.strip()]
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise BadImage("bad row")
+    return [v.strip() for v in value or [] if v.strip()]
 
 
 def _pick(keys: list[str], wanted: str, candidates: tuple[str, ...], what: str, source: str) -> str:
@@ -108,63 +128,106 @@ def _pick(keys: list[str], wanted: str, candidates: tuple[str, ...], what: str, 
                     f"set data.{what}_column")
 
 
-def _field(example: dict, column: str):
-    """`column` of an example; a dotted column (`json.prompt`) reaches into a dict."""
+def _field(example, column: str):
+    """`column` of an example; a dotted column (`json.prompt`) reaches into a dict. A row that
+    lacks it is a bad row."""
     value = example
     for part in column.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise BadImage("bad row")
         value = value[part]
     return value
 
 
 # ----------------------------------------------------------------------------- sources
+#
+# A source gives (count, records, fingerprint, rejected): `rejected` counts, by reason, the rows
+# it refused before any image was opened, and may fill up while `records` is consumed.
 
-def folder_records(cfg) -> tuple[int, Iterator[Record], dict]:
-    """(count, records, fingerprint) of a captioned folder."""
+def _read_rows(path: Path, rejected: Counter) -> list:
+    """The rows of a captions.jsonl or captions.csv; a line that is not JSON is a bad row."""
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                rejected["bad row"] += 1
+    return rows
+
+
+def _check_file(root: Path, name) -> tuple[Path, os.stat_result]:
+    """The regular file `name` inside `root` (symlinks followed), or BadImage saying why not."""
+    if not isinstance(name, str) or not name:
+        raise BadImage("bad row")
+    path = root / name
+    if Path(name).is_absolute() or not path.resolve().is_relative_to(root):
+        raise BadImage("outside the folder")
+    try:
+        st = path.stat()
+    except OSError:
+        raise BadImage("missing file") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise BadImage("not a regular file")
+    return path, st
+
+
+def folder_records(cfg) -> tuple[int, Iterator[Record], dict, Counter]:
+    """(count, records, fingerprint, rejected) of a captioned folder. Rows that cannot be used —
+    malformed, naming a file outside the folder, missing, or not a regular file — are counted
+    by reason and never opened."""
     if not cfg.data_dir:
         raise DataError("data.dataset=folder needs the folder: --data-dir DIR (or data.data_dir=DIR)")
     root = Path(cfg.data_dir).expanduser().resolve()
     found = [root / f for f in CAPTION_FILES if (root / f).is_file()]
     if not found:
         raise DataError(f"{root}: no {' or '.join(CAPTION_FILES)} (one image path and caption per row)")
-    rows: list[dict] = []
-    if found[0].suffix == ".jsonl":
-        for n, line in enumerate(found[0].read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{found[0]}:{n}: not JSON ({e})") from None
-    else:
-        with open(found[0], newline="") as f:
-            rows = list(csv.DictReader(f))
-    if not rows:
-        raise DataError(f"{found[0]}: no rows")
-    keys = list(rows[0])
+    rejected: Counter = Counter()
+    rows = _read_rows(found[0], rejected)
+    objects = [r for r in rows if isinstance(r, dict)]
+    if len(objects) < len(rows):
+        rejected["bad row"] += len(rows) - len(objects)
+    if not objects:
+        raise DataError(f"{found[0]}: no usable rows (skipped: {dict(rejected)})")
+    keys = list(dict.fromkeys(k for r in objects for k in r))
     image_key = _pick(keys, cfg.image_column, IMAGE_KEYS, "image", str(found[0]))
     caption_key = _pick(keys, cfg.caption_column, CAPTION_KEYS, "caption", str(found[0]))
     by_image: dict[str, list[str]] = {}
-    for row in rows:
-        by_image.setdefault(str(row[image_key]), []).extend(_captions(_field(row, caption_key)))
-    items = list(by_image.items())[:cfg.subset or None]
-
-    def stat(name: str) -> tuple[str, int, int]:  # size and mtime: a changed image rebuilds
-        if not (root / name).is_file():
-            return name, -1, -1
-        st = (root / name).stat()
-        return name, st.st_size, st.st_mtime_ns
-    stats = [stat(name) for name, _ in items]
+    for row in objects:
+        try:
+            caps = _captions(_field(row, caption_key))
+            name = row.get(image_key)
+            if not isinstance(name, str):
+                raise BadImage("bad row")
+        except BadImage as e:
+            rejected[e.reason] += 1
+            continue
+        by_image.setdefault(name, []).extend(caps)
+    items, stats = [], []
+    for name, caps in list(by_image.items())[:cfg.subset or None]:
+        try:
+            path, st = _check_file(root, name)
+        except BadImage as e:
+            rejected[e.reason] += 1
+            continue
+        items.append((name, path, caps))
+        stats.append((name, st.st_size, st.st_mtime_ns))  # a changed image rebuilds the cache
     fingerprint = {"captions_sha256": hashlib.sha256(found[0].read_bytes()).hexdigest(),
                    "files_sha256": hashlib.sha256(json.dumps(stats).encode()).hexdigest()}
 
     def records():
-        for name, caps in items:
-            yield name, lambda name=name: _open(root / name), caps
-    return len(items), records(), fingerprint
+        for name, path, caps in items:
+            yield name, lambda path=path: _open(path), caps
+    return len(items), records(), fingerprint, rejected
 
 
-def hf_records(cfg) -> tuple[int | None, Iterator[Record], dict]:
-    """(count or None when streaming, records, fingerprint) of a Hugging Face dataset, by hub
-    id or local path. Streaming reads it example by example, never whole."""
+def hf_records(cfg) -> tuple[int | None, Iterator[Record], dict, Counter]:
+    """(count or None when streaming, records, fingerprint, rejected) of a Hugging Face
+    dataset, by hub id or local path. Streaming reads it example by example, never whole; an
+    example without the image or caption column is a bad row."""
     try:
         import datasets
     except ImportError:
@@ -187,14 +250,19 @@ def hf_records(cfg) -> tuple[int | None, Iterator[Record], dict]:
         ds = ds.cast_column(image_col, datasets.Image(decode=False))
     count = None if cfg.streaming else min(len(ds), cfg.subset or len(ds))
     fingerprint = {"fingerprint": getattr(ds, "_fingerprint", None)}
+    rejected: Counter = Counter()
 
     def records():
         for i, example in enumerate(ds):
             if cfg.subset and i >= cfg.subset:
                 return
-            yield (f"#{i}", lambda v=example[image_col]: _open(v),
-                   _captions(_field(example, caption_col)))
-    return count, records(), fingerprint
+            try:
+                value, caps = _field(example, image_col), _captions(_field(example, caption_col))
+            except BadImage as e:
+                rejected[e.reason] += 1
+                continue
+            yield f"#{i}", lambda v=value: _open(v), caps
+    return count, records(), fingerprint, rejected
 
 
 # ----------------------------------------------------------------------------- the image cache
@@ -207,9 +275,11 @@ def image_cache_path(cfg) -> Path:
 
 
 def build_image_cache(path: Path, records: Iterator[Record], count: int | None, size: int,
-                      channels: int, manifest: dict, progress: bool = True) -> dict:
+                      channels: int, manifest: dict, progress: bool = True,
+                      rejected: Optional[Counter] = None) -> dict:
     """Decode, resize and write every record's image to a new cache at `path` (built in a
-    temporary folder and renamed into place, so an interrupted build leaves nothing)."""
+    temporary folder and renamed into place, so an interrupted build leaves nothing). What
+    cannot be used is skipped and counted by reason, with the source's `rejected` rows."""
     skipped: Counter = Counter()
     captions: list[list[str]] = []
     with atomic_directory(path) as tmp:
@@ -230,6 +300,7 @@ def build_image_cache(path: Path, records: Iterator[Record], count: int | None, 
                     continue
                 out.write(array.tobytes())
                 captions.append(caps)
+        skipped.update(rejected or {})  # complete now that the records are consumed
         if not captions:
             raise DataError(f"no usable image among {sum(skipped.values())} "
                             f"(skipped: {dict(skipped)})")
@@ -247,7 +318,7 @@ def build_image_cache(path: Path, records: Iterator[Record], count: int | None, 
 def open_image_cache(cfg, rebuild: bool = False, progress: bool = True) -> ImageDataset:
     """The captioned dataset of a `DataConfig`, memory-mapped from its image cache, which is
     built on first use and rebuilt when the source or the settings changed."""
-    count, records, fingerprint = (folder_records if cfg.dataset == "folder" else hf_records)(cfg)
+    count, records, fingerprint, rejected = (folder_records if cfg.dataset == "folder" else hf_records)(cfg)
     expected = {"format": CACHE_FORMAT, "data": dataclasses.asdict(cfg) | {"cache_dir": None},
                 **fingerprint}
     path = image_cache_path(cfg)
@@ -257,7 +328,7 @@ def open_image_cache(cfg, rebuild: bool = False, progress: bool = True) -> Image
         if found is not None:
             log.info("image cache %s is out of date; rebuilding", path)
         found = build_image_cache(path, records, count, cfg.image_size, cfg.channels, expected,
-                                  progress)
+                                  progress, rejected)
     images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r",
                        shape=(found["count"], *found["shape"]))
     captions = json.loads((path / "captions.json").read_text())

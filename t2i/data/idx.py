@@ -95,6 +95,11 @@ def find_idx_dataset(name: str, data_dir: Optional[str] = None, download_ok: boo
     """The first directory holding all four files of `name`, downloading into the cache if
     none does."""
     files, mirror = _idx_files(name)
+    if data_dir and Path(data_dir).is_dir():
+        missing = [f for f in files if not (Path(data_dir) / f).is_file()]
+        if missing and len(missing) < len(files):  # some there: the user meant this folder
+            raise DataError(f"{data_dir} holds only some of {name}'s files: {', '.join(missing)} "
+                            "missing")
     for d in candidate_dirs(data_dir, name):
         if all((d / f).is_file() for f in files):
             return d

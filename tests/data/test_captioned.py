@@ -63,9 +63,10 @@ def test_folder_skips_bad_images_and_groups_captions(folder, tmp_path, caplog):
     assert isinstance(data, CaptionedDataset) and isinstance(data.images, np.memmap)
     assert len(data) == 5 and data.shape == (3, 16, 16) and data.classes is None
     assert data.captions[0] == ["a red square", "something red"]
-    assert "skipped 3 of 8 images: 3 unreadable" in caplog.text
+    # (a missing file was counted as unreadable before skips had reasons of their own)
+    assert "skipped 3 of 8 images: 2 unreadable, 1 missing file" in caplog.text
     manifest = json.loads((image_cache_path(cfg) / "manifest.json").read_text())
-    assert manifest["skipped"] == {"unreadable": 3}
+    assert manifest["skipped"] == {"unreadable": 2, "missing file": 1}
     x, labels = data.batch(torch.tensor([0, 4]))
     assert x.shape == (2, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
     torch.testing.assert_close(x[0, :, 8, 8], torch.tensor([1.0, -1.0, -1.0]))  # red

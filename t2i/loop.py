@@ -171,6 +171,8 @@ class TrainingLoop:
         self.saved_step, self.last_checkpoint = -1, None
         self.bad_steps = 0  # steps in a row with a non-finite loss or gradient
         self.signum = 0  # the signal that asked training to stop, if any
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise NotADirectoryError(f"{self.out_dir} exists and is not a folder: choose another --out")
         if self.is_main:
             remove_stale_parts(self.out_dir)
 

@@ -64,3 +64,78 @@ def test_checkpoints_from_before_the_backbone_rename_load(tmp_path):
     save_file({"dit.out.weight": torch.ones(2), "text.embedding.weight": torch.zeros(1)},
               str(tmp_path / "ema.safetensors"))
     assert set(load_weights(tmp_path)) == {"backbone.out.weight", "text.embedding.weight"}
+
+
+def _three_checkpoints(tmp_path, keep_last=0):
+    cfg = get_preset("debug")
+    return [save_checkpoint(tmp_path, step, cfg, {"w": torch.full((4,), float(step))},
+                            {"w": torch.full((4,), float(step))}, {"rng": torch.arange(3)},
+                            {"step": step, "elapsed": 1.0}, keep_last=keep_last)
+            for step in (1, 2, 3)]
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, caplog):
+    import logging
+
+    from t2i.checkpoint import CheckpointError
+
+    first, second, third = _three_checkpoints(tmp_path)
+    model = third / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:-7])  # truncated by a full disk
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint(tmp_path) == second
+    assert "step_0000003" in caplog.text and "model.safetensors is damaged" in caplog.text
+    with pytest.raises(CheckpointError, match="model.safetensors is damaged"):
+        resolve_checkpoint(third)  # named directly: refused, not silently replaced
+    (second / "state.json").write_text("{garbage")
+    assert resolve_checkpoint(tmp_path) == first
+    (first / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"step_0000003: model.safetensors is damaged.*"
+                                              r"step_0000002: state.json is damaged.*"
+                                              r"step_0000001: no config.json"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_checkpoints_without_a_manifest_are_verified_by_parsing(tmp_path):
+    from t2i.checkpoint import CheckpointError
+
+    _, _, third = _three_checkpoints(tmp_path)
+    (third / "manifest.json").unlink()  # as written by t2i 0.1.0
+    assert resolve_checkpoint(third) == third
+    (third / "state.json").write_text("not json")
+    with pytest.raises(CheckpointError, match="state.json is not valid JSON"):
+        resolve_checkpoint(third)
+    (third / "config.json").write_text('{"model": {"depth": "2"}}')
+    with pytest.raises(CheckpointError, match=r"config.json: model.depth='2' is a str"):
+        load_config(third)
+
+
+def test_keep_last_never_deletes_the_new_checkpoint_and_refuses_negatives(tmp_path):
+    *_, third = _three_checkpoints(tmp_path, keep_last=1)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_0000003"]
+    assert resolve_checkpoint(tmp_path) == third
+    with pytest.raises(ValueError, match="keep_last"):
+        save_checkpoint(tmp_path, 4, get_preset("debug"), {}, {}, {}, {"step": 4}, keep_last=-1)
+    assert resolve_checkpoint(tmp_path) == third
+
+
+def test_stale_part_folders_are_removed(tmp_path):
+    from t2i.checkpoint import remove_stale_parts
+
+    _three_checkpoints(tmp_path)
+    stale = tmp_path / "checkpoints" / ".step_0000004.part-abc123"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    assert remove_stale_parts(tmp_path) == [stale] and not stale.exists()
+    assert len(list((tmp_path / "checkpoints").glob("step_*"))) == 3
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    from t2i.checkpoint import CheckpointError
+
+    cfg = get_preset("debug")
+    path = save_checkpoint(tmp_path, 1, cfg, {"w": torch.tensor([1.0, float("nan")])},
+                           {"w": torch.tensor([1.0, float("nan")])}, {}, {"step": 1})
+    with pytest.raises(CheckpointError, match="non-finite weights"):
+        load_weights(path)

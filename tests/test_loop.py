@@ -1,6 +1,8 @@
 import dataclasses
+import json
 
 import pytest
+import torch
 
 from t2i.data import load_fashion_mnist
 from t2i.loop import lr_factor
@@ -57,3 +59,90 @@ def test_weights_and_biases_gets_the_same_scalars(tmp_path, debug_config, tiny_d
     monkeypatch.setitem(sys.modules, "wandb", None)  # not installed: a clear error
     with pytest.raises(ImportError, match="pip install wandb"):
         Trainer(cfg, tmp_path / "other", data=tiny_data, progress=False).train()
+
+
+def test_a_diverged_run_stops_and_latest_stays_finite(tmp_path, debug_config, tiny_data):
+    from safetensors.torch import load_file
+
+    from t2i.checkpoint import resolve_checkpoint
+    from t2i.loop import Diverged
+
+    cfg = _with(debug_config, steps=20, ckpt_every=5, max_bad_steps=2)
+    trainer = Trainer(cfg, tmp_path / "run", data=tiny_data, progress=False)
+    loss = trainer.objective.loss
+    # From step 7 on the loss is NaN, as after a blow-up.
+    trainer.objective.loss = lambda *a: loss(*a) * (float("nan") if trainer.step >= 7 else 1.0)
+    with pytest.raises(Diverged, match="not finite for 3 steps in a row"):
+        trainer.train()
+    assert trainer.step == 9  # steps 7 and 8 skipped (max_bad_steps=2); the third bad one stops it
+    ckpt = resolve_checkpoint(tmp_path / "run")
+    assert ckpt.name == "step_0000005"  # nothing written after the loss went bad
+    assert all(v.isfinite().all() for v in load_file(ckpt / "ema.safetensors").values())
+    assert all(p.isfinite().all() for p in trainer.networks.parameters())  # steps were skipped
+
+
+def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "t2i", "-q", "train", "--preset", "debug", "--out", str(run),
+           "train.steps=100000", "train.ckpt_every=0", "train.device=cpu"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "tb").exists() and time.time() < deadline:  # training has started
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted by SIGINT at step" in err
+    assert "resume with: t2i train --preset debug --out" in err and "--resume latest" in err
+    state = json.loads(next((run / "checkpoints").glob("step_*/state.json")).read_text())
+    assert state["step"] > 0
+    from t2i.cli import main
+
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.device=cpu",
+                 f"train.steps={state['step'] + 2}", "--resume", "latest"]) == 0
+
+
+def test_kill_9_at_random_times_always_resumes_to_the_same_end(tmp_path):
+    """Five SIGKILLs at random moments (saves every other step, so some land mid-save): every
+    restart resumes, and the run ends at the same step with the same weights as one never
+    killed."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from t2i.checkpoint import resolve_checkpoint
+
+    def cmd(out, resume):
+        return [sys.executable, "-m", "t2i", "-q", "train", "--preset", "debug", "--out", str(out),
+                "train.steps=120", "train.ckpt_every=2", "train.keep_last=2", "train.device=cpu",
+                "train.log_every=50"] + (["--resume", "latest"] if resume else [])
+    rng = random.Random(0)
+    killed = tmp_path / "killed"
+    for k in range(5):
+        resume = (killed / "checkpoints" / "latest").is_file()
+        proc = subprocess.Popen(cmd(killed, resume), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while not (killed / "tb").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.kill()
+        proc.wait()
+    assert subprocess.run(cmd(killed, True), capture_output=True).returncode == 0
+    straight = tmp_path / "straight"
+    assert subprocess.run(cmd(straight, False), capture_output=True).returncode == 0
+    a, b = resolve_checkpoint(killed), resolve_checkpoint(straight)
+    assert a.name == b.name == "step_0000120"
+    assert not list((killed / "checkpoints").glob(".*"))  # no half-written save left behind
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    for name in wb:
+        torch.testing.assert_close(wa[name], wb[name], msg=name)

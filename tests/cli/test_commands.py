@@ -145,3 +145,37 @@ def test_eval_spellings_before_subcommands_still_work():
     assert with_eval_default(["eval", "--checkpoint", "r", "sweep"]) == ["eval", "sweep", "--checkpoint", "r"]
     assert with_eval_default(["eval", "readme", "--reports", "a"]) == ["eval", "readme", "--reports", "a"]
     assert with_eval_default(["sample", "--checkpoint", "eval"]) == ["sample", "--checkpoint", "eval"]
+
+
+def test_expected_failures_are_one_error_line_with_exit_2(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=2"]) == 0
+    capsys.readouterr()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    empty = tmp_path / "prompts.txt"
+    empty.write_text("\n\n")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    cases = [
+        (["train", "--preset", "debug", "--out", str(a_file)], "is not a folder"),
+        (["train", "--preset", "debug", "--out", "/proc/t2i-run"], "/proc/t2i-run"),
+        (["train", "--preset", "debug", "train.keep_last=-1"], "train.keep_last=-1"),
+        (["train", "--preset", "debug", "sample.sampler=dpm", "--out", str(tmp_path / "x")],
+         "sample.sampler='dpm'"),
+        (["train", "--preset", "debug", "--data-dir", str(partial), "--out", str(tmp_path / "y")],
+         "holds only some"),
+        (["sample", "--checkpoint", str(run), "--prompts-file", str(empty)], "holds no prompt"),
+        (["sample", "--checkpoint", str(run), "--cfg", "nan", "--out", str(tmp_path / "s")],
+         "finite"),
+        (["sample", "--checkpoint", str(tmp_path / "nowhere")], "neither a checkpoint"),
+    ]
+    for argv, message in cases:
+        assert main(["-q", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"t2i {argv[0]}: error: ") and message in err, (argv, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setenv("T2I_DEBUG", "1")  # the traceback, for a bug report
+    with pytest.raises(ValueError, match="holds no prompt"):
+        main(["-q", "sample", "--checkpoint", str(run), "--prompts-file", str(empty)])

@@ -155,3 +155,40 @@ def test_webdataset_style_rows_jpg_and_json_prompt(tmp_path, caption_column):
     cfg = DataConfig(dataset="folder", data_dir=str(root), image_size=8, caption_column=caption_column,
                      cache_dir=str(tmp_path / "cache"))
     assert load_dataset(cfg).captions == [["a red tile"]]
+
+
+def test_every_kind_of_bad_row_and_file_is_skipped_and_counted(tmp_path, monkeypatch):
+    import os
+
+    from t2i.data import captioned
+
+    root = tmp_path / "hostile"
+    root.mkdir()
+    Image.new("RGB", (20, 20), "red").save(root / "good.png")
+    Image.new("RGB", (20, 20), "blue").save(tmp_path / "outside.png")  # beside the folder
+    (root / "link.png").symlink_to(tmp_path / "outside.png")  # a symlink that leaves it
+    os.mkfifo(root / "fifo.png")  # opening it would block forever
+    Image.new("L", (3000, 20), 255).save(root / "strip.png")  # a long strip: crop, not blow up
+    Image.new("L", (400, 400), 0).save(root / "huge.png")
+    monkeypatch.setattr(captioned, "MAX_PIXELS", 100_000)  # huge.png is 160,000 pixels
+    lines = [json.dumps({"file": "good.png", "caption": "a red square"}),
+             json.dumps({"file": "strip.png", "caption": "a white strip"}),
+             json.dumps({"caption": "no file"}), json.dumps({"file": "good.png"}),
+             json.dumps(["not", "an", "object"]), json.dumps({"file": "good.png", "caption": 5}),
+             json.dumps({"file": 7, "caption": "numeric file"}), "{not json",
+             json.dumps({"file": "../outside.png", "caption": "escape"}),
+             json.dumps({"file": str(tmp_path / "outside.png"), "caption": "absolute"}),
+             json.dumps({"file": "link.png", "caption": "symlink out"}),
+             json.dumps({"file": "fifo.png", "caption": "a fifo"}),
+             json.dumps({"file": "gone.png", "caption": "missing"}),
+             json.dumps({"file": "huge.png", "caption": "too many pixels"})]
+    (root / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = folder_config(root, tmp_path)
+    data = load_dataset(cfg)
+    assert len(data) == 2 and data.captions == [["a red square"], ["a white strip"]]
+    skipped = json.loads((image_cache_path(cfg) / "manifest.json").read_text())["skipped"]
+    assert skipped == {"bad row": 6, "outside the folder": 3, "not a regular file": 1,
+                       "missing file": 1, "too large": 1}
+    # Nothing from outside the folder reached the cache: blue is nowhere in it.
+    x, _ = data.batch(torch.arange(2))
+    assert not ((x[:, 2] > 0.9) & (x[:, 0] < -0.9)).any()

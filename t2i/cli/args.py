@@ -92,16 +92,21 @@ def positive_int(text: str) -> int:
     return value
 
 
-def interrupted_message(command: str, argv: list[str], e) -> str:
-    """Where an interrupted run's checkpoint is and the command that resumes it."""
-    rest = []
-    skip = False
-    for a in argv:  # the same command, without any --resume it had
+def without_option(argv: list[str], name: str) -> list[str]:
+    """`argv` without the option `name` and its value (`--name VALUE` or `--name=VALUE`)."""
+    rest, skip = [], False
+    for arg in argv:
         if skip:
             skip = False
-        elif a == "--resume":
+        elif arg == name:
             skip = True
-        elif not a.startswith("--resume="):
-            rest.append(a)
+        elif not arg.startswith(name + "="):
+            rest.append(arg)
+    return rest
+
+
+def interrupted_message(command: str, argv: list[str], e) -> str:
+    """Where an interrupted run's checkpoint is and the command that resumes it (`argv`: the
+    command's arguments)."""
     return (f"t2i {command}: {e}; checkpoint: {e.checkpoint}\n"
-            f"resume with: t2i {shlex.join(rest)} --resume latest")
+            f"resume with: t2i {shlex.join(without_option(argv, '--resume'))} --resume latest")

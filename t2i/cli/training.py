@@ -22,7 +22,7 @@ from ..text import PretrainedTextEncoder, build_text_encoder
 from ..train import Trainer
 from ..vae_train import INFO_FILE, VAETrainer
 from .args import (PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config,
-                   interrupted_message, run_dir)
+                   interrupted_message, run_dir, without_option)
 
 
 def add_train(sub) -> None:
@@ -37,16 +37,8 @@ def add_train(sub) -> None:
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """`t2i train --nproc N ...` = `torchrun --standalone --nproc_per_node N -m t2i train ...`."""
-    rest, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            rest.append(arg)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "t2i", *rest]
+           f"--nproc_per_node={nproc}", "-m", "t2i", *without_option(argv, "--nproc")]
     return subprocess.call(cmd)
 
 

@@ -223,7 +223,7 @@ class TrainingLoop:
         norm = torch.nn.utils.clip_grad_norm_(self.parameters, tc.grad_clip if tc.grad_clip > 0 else math.inf)
         # fp16's GradScaler skips overflowing steps itself (and lowers its scale): not divergence.
         bad = not math.isfinite(loss) or (not self.scaler.is_enabled() and not torch.isfinite(norm))
-        if bad:
+        if self._sync(float(bad), "max"):  # every rank skips, or none: their weights stay equal
             self.bad_steps += 1
             if self.bad_steps > tc.max_bad_steps:
                 raise Diverged(f"loss {loss:.4g}, gradient norm {norm.item():.4g} at step {self.step}: "

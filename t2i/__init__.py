@@ -4,10 +4,10 @@
 
 Layers, lowest first; a module imports only modules listed before it (tests/test_layers.py):
 
-    _version, config, presets, runtime, fsutil, images, paths, objectives, samplers, model,
-    captions, text, data/ (base, download, idx, cifar, captioned, latents, registry),
+    _version, config, presets, fsutil, runtime, images, paths, objectives, samplers, model,
+    captions, text, data/ (base, download, idx, cifar, captioned, registry, latents),
     checkpoint, codecs, pipeline, evaluation/ (metrics, classifier, protocol, sweep, reports),
-    loop, train, vae_train, bench, figures, web, cli/ (args, training, generation, evaluation)
+    progress, loop, train, vae_train, bench, figures, web, cli/ (args, training, generation, evaluation)
 """
 
 from ._version import __version__

@@ -22,6 +22,7 @@ training time: neither the budget nor img/s counts it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
@@ -30,16 +31,15 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from .checkpoint import (pack_training_state, remove_stale_parts, resolve_checkpoint,
                          restore_training_state, save_checkpoint)
-from .config import Config
 from .data import EpochSampler
+from .fsutil import cache_dir
+from .progress import BudgetBar, Tracker
+from .runtime import choose_precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -83,63 +83,6 @@ def schedule_progress(cfg, step: int, elapsed: float) -> float:
     return p
 
 
-class BudgetBar:
-    """A tqdm bar over a run's budget: training seconds with a time budget, else steps."""
-
-    def __init__(self, cfg, step: int, elapsed: float, enabled: bool = True):
-        self.timed = cfg.max_minutes > 0
-        self.bar = tqdm(total=round(60 * cfg.max_minutes) if self.timed else cfg.steps,
-                        initial=round(elapsed) if self.timed else step,
-                        unit="s" if self.timed else "step", disable=not enabled, dynamic_ncols=True)
-
-    def advance(self, elapsed: float) -> None:
-        """After one step that brought the training time to `elapsed` seconds."""
-        bar = self.bar
-        bar.update((min(round(elapsed), bar.total) - bar.n) if self.timed else 1)
-
-    def set_postfix(self, **kwargs) -> None:
-        self.bar.set_postfix(**kwargs)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class Tracker:
-    """Where metrics and images go: TensorBoard (`RUN/tb`) always, and Weights & Biases
-    too with `train.wandb=true` (optional: `pip install wandb`; nothing else needs it)."""
-
-    def __init__(self, out_dir: Path, config: Config, step: int):
-        self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=step or None)
-        self.run = None
-        if config.train.wandb:
-            try:
-                import wandb
-            except ImportError:
-                raise ImportError("train.wandb=true needs wandb: pip install wandb") from None
-            # One W&B run per run directory, continued on resume.
-            self.run = wandb.init(project=config.train.wandb_project, name=out_dir.name,
-                                  id=f"t2i-{out_dir.resolve().name}", resume="allow",
-                                  dir=str(out_dir), config=config.to_dict())
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        self.tb.add_scalar(tag, value, step)
-        if self.run is not None:
-            self.run.log({tag: value}, step=step)
-
-    def image(self, tag: str, image, step: int) -> None:
-        """A PIL image."""
-        self.tb.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
-        if self.run is not None:
-            import wandb
-
-            self.run.log({tag: wandb.Image(image)}, step=step)
-
-    def close(self) -> None:
-        self.tb.close()
-        if self.run is not None:
-            self.run.finish()
-
-
 def resume_checkpoint(out_dir: Path, resume: Optional[str]) -> Optional[Path]:
     """The checkpoint `resume` names: "latest" (the newest of `out_dir`), a checkpoint or run
     directory, or None for a fresh run."""
@@ -150,8 +93,8 @@ def resume_checkpoint(out_dir: Path, resume: Optional[str]) -> Optional[Path]:
 
 class TrainingLoop:
     """The loop every trainer runs (see the module doc). A subclass sets `config`, `out_dir`,
-    `progress`, `device`, `dtype` (autocast, None = fp32), `rank`, `world` and `is_main`
-    before calling `init_loop`."""
+    `progress`, `device`, `rank`, `world` and `is_main` before calling `init_loop`, which
+    decides `dtype` (autocast, None = fp32)."""
 
     log_prefix = "train"  # TensorBoard tags: f"{log_prefix}/{metric}"
     averaged = ("loss",)  # metrics averaged over the steps between log lines (others: last value)
@@ -164,9 +107,11 @@ class TrainingLoop:
         self.parameters = list(module.parameters())
         self.optimizer = torch.optim.AdamW(self.parameters, lr=tc.lr, weight_decay=tc.weight_decay,
                                            betas=(0.9, 0.999))
+        self.order = EpochSampler(num_examples)
+        self.dtype = None  # fp32 while the choice is measured
+        self.dtype, self.precision_note = self._choose_precision()
         # fp16 needs its gradients scaled against underflow; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-        self.order = EpochSampler(num_examples)
         self.step, self.elapsed = 0, 0.0
         self.saved_step, self.last_checkpoint = -1, None
         self.bad_steps = 0  # steps in a row with a non-finite loss or gradient
@@ -180,6 +125,11 @@ class TrainingLoop:
 
     def train_step(self) -> dict:
         """One optimizer step (`set_lr`, the micro-batches, `optimizer_step`); scalar metrics."""
+        raise NotImplementedError
+
+    def forward_backward(self) -> float:
+        """One micro-batch's forward and backward pass, gradients dropped after: what a step
+        costs, for `t2i bench` and the precision choice. Returns the loss."""
         raise NotImplementedError
 
     def weights(self) -> tuple[dict, dict]:
@@ -200,6 +150,38 @@ class TrainingLoop:
         """What the progress bar shows of a log step's metrics."""
         return {"step": self.step, "loss": f"{metrics['loss']:.4f}",
                 "img_s": f"{metrics['img_per_s']:.0f}", "lr": f"{metrics['lr']:.1e}"}
+
+    # ------------------------------------------------------------------ precision
+
+    def _choose_precision(self) -> tuple[Optional[torch.dtype], str]:
+        """`train.precision`, with `auto` decided by timing this run's own step (runtime.py);
+        under torchrun rank 0's choice (by matmul speed alone: ranks must not time steps apart,
+        the backward pass synchronises them) is every rank's."""
+        tc = self.config.train
+        if self.world > 1:
+            dtype = resolve_precision(tc.precision, self.device)
+            if tc.precision == "auto" and self.device.type == "cpu":  # a measurement: rank 0's
+                dtype = torch.bfloat16 if self._sync(float(dtype == torch.bfloat16)) else None
+            return dtype, f"{tc.precision}: {'fp32' if dtype is None else str(dtype)[6:]} (rank 0's choice)"
+        key = {"trainer": type(self).__name__, "batch": tc.batch_size,
+               "model": dataclasses.asdict(self.config.model), "vae": dataclasses.asdict(self.config.vae),
+               "data": [self.config.data.dataset, self.config.data.image_size, self.config.data.channels]}
+        return choose_precision(tc.precision, self.device, self._time_step, key,
+                                cache_dir() / "precision.json")
+
+    def _time_step(self, dtype: Optional[torch.dtype]) -> float:
+        """Seconds for one micro-batch in `dtype`, leaving the run exactly as it was (RNG and
+        data order restored, no weight changed)."""
+        rng, perm, cursor, kept = torch.get_rng_state(), self.order.perm, self.order.cursor, self.dtype
+        self.dtype = dtype
+        try:
+            start = time.perf_counter()
+            self.forward_backward()
+            return time.perf_counter() - start
+        finally:
+            self.dtype = kept
+            torch.set_rng_state(rng)
+            self.order.load(perm, cursor)
 
     # ------------------------------------------------------------------ one step
 

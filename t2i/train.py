@@ -30,11 +30,12 @@ from .data import ImageDataset, dataset_spec, load_dataset, open_latent_cache
 from .evaluation import Reference, evaluate_pipeline
 from .fsutil import cache_root
 from .images import make_grid
-from .loop import Tracker, TrainingLoop, resume_checkpoint
+from .loop import TrainingLoop, resume_checkpoint
+from .progress import Tracker
 from .objectives import build_objective
 from .paths import interpolate
 from .pipeline import Pipeline, build_networks
-from .runtime import autocast, init_distributed, main_process_first, rank_and_world, resolve_precision
+from .runtime import autocast, init_distributed, main_process_first, rank_and_world
 from .text import PretrainedTextEncoder, drop_condition, move
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ class Trainer(TrainingLoop):
         self.device = init_distributed(config.train.device)
         self.rank, self.world = rank_and_world()
         self.is_main = self.rank == 0
-        self.dtype = resolve_precision(config.train.precision, self.device)
         self.codec = load_codec(config, self.device)
         self.data = data if data is not None else self._build_data()
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
@@ -92,8 +92,8 @@ class Trainer(TrainingLoop):
         self.reference = None  # the evaluation's reference features, built at the first eval
         if ckpt is not None:
             self.resume(ckpt)
-        log.info("model: %.2fM parameters, device %s, autocast %s, %d process(es)",
-                 self.num_params / 1e6, self.device, self.dtype or "off (fp32)", self.world)
+        log.info("model: %.2fM parameters, device %s, precision %s, %d process(es)",
+                 self.num_params / 1e6, self.device, self.precision_note, self.world)
 
     # ------------------------------------------------------------------ set-up
 

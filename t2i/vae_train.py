@@ -22,8 +22,9 @@ from .codecs import AutoencoderCodec, autoencoder_class, reconstruction_psnr, re
 from .config import Config, VAEConfig
 from .data import DataError, load_dataset
 from .images import make_grid
-from .loop import Tracker, TrainingLoop, resume_checkpoint
-from .runtime import autocast, resolve_device, resolve_precision
+from .loop import TrainingLoop, resume_checkpoint
+from .progress import Tracker
+from .runtime import autocast, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ class VAETrainer(TrainingLoop):
         torch.manual_seed(tc.seed)
         self.device = resolve_device(tc.device)
         self.rank, self.world, self.is_main = 0, 1, True
-        self.dtype = resolve_precision(tc.precision, self.device)
         self.data = load_dataset(config.data, "train")
         self.resolution = vc.resolution or 32
         self.vae = build_autoencoder(vc, self.data.shape[0], self.resolution).to(self.device)
@@ -95,6 +95,14 @@ class VAETrainer(TrainingLoop):
 
     def load_weights(self, ckpt: Path) -> None:
         load_into(self.vae, ckpt, "model")
+
+    def forward_backward(self) -> float:
+        x, _ = self.data.batch(self.order.next(self.config.train.batch_size))
+        with autocast(self.device, self.dtype):
+            mse, kl = self.loss(x.to(self.device))
+        (mse + self.config.vae.kl_weight * kl).backward()
+        self.optimizer.zero_grad(set_to_none=True)
+        return mse.item()
 
     def train_step(self) -> dict:
         tc = self.config.train

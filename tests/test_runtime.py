@@ -48,3 +48,56 @@ def test_single_process_never_starts_a_process_group(monkeypatch):
     assert not dist.is_initialized() and runtime.rank_and_world() == (0, 1)
     with runtime.main_process_first():
         pass
+
+
+def test_auto_precision_is_decided_by_timing_the_real_step_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "_cpu_bf16_is_faster", lambda: True)  # as on an AVX512-BF16 CPU
+    cpu, cache = torch.device("cpu"), tmp_path / "precision.json"
+    calls = []
+
+    def timer(seconds):
+        def time_step(dtype):
+            calls.append(dtype)
+            return seconds[dtype]
+        return time_step
+    fast_bf16 = timer({None: 1.0, torch.bfloat16: 0.5})
+    dtype, words = runtime.choose_precision("auto", cpu, fast_bf16, {"model": 1}, cache)
+    assert dtype == torch.bfloat16 and "1000 ms in fp32, 500 ms in bf16" in words
+    assert calls.count(None) == 4 and calls.count(torch.bfloat16) == 4  # warm-up + 3 each
+    calls.clear()
+    assert runtime.choose_precision("auto", cpu, fast_bf16, {"model": 1}, cache)[0] == torch.bfloat16
+    assert calls == []  # cached for this CPU, torch and key
+    same_speed = timer({None: 1.0, torch.bfloat16: 0.95})  # within 10%: not worth bf16's rounding
+    assert runtime.choose_precision("auto", cpu, same_speed, {"model": 2}, cache)[0] is None
+    assert runtime.choose_precision("fp32", cpu, same_speed, {"model": 3}, cache)[0] is None
+    monkeypatch.setattr(runtime, "_cpu_bf16_is_faster", lambda: False)
+    dtype, words = runtime.choose_precision("auto", cpu, same_speed, {"model": 4}, cache)
+    assert dtype is None and "slower" in words
+
+
+def test_timing_the_step_leaves_the_run_unchanged(tmp_path, monkeypatch, debug_config):
+    """A run whose `auto` precision was measured trains exactly as a plain fp32 run."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from t2i.checkpoint import resolve_checkpoint
+    from t2i.data import load_fashion_mnist
+    from t2i.train import Trainer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "_cpu_bf16_is_faster", lambda: True)
+    data = load_fashion_mnist("train", subset=64)
+    weights = {}
+    for precision in ("auto", "fp32"):
+        cfg = dataclasses.replace(debug_config, train=dataclasses.replace(
+            debug_config.train, precision=precision, steps=4))
+        trainer = Trainer(cfg, tmp_path / precision, data=data, progress=False)
+        if precision == "auto":
+            assert "a training step took" in trainer.precision_note
+            if trainer.dtype is not None:  # bf16 won here: nothing to compare bitwise
+                return
+        trainer.train()
+        weights[precision] = load_file(resolve_checkpoint(tmp_path / precision) / "model.safetensors")
+    for name in weights["fp32"]:
+        torch.testing.assert_close(weights["auto"][name], weights["fp32"][name], rtol=0, atol=0)

@@ -14,7 +14,8 @@ import os
 import sys
 
 from ..data import DataError
-from ..loop import Diverged
+from ..loop import Diverged, Interrupted
+from .args import interrupted_message
 from .evaluation import EVAL_COMMANDS, add_bench, add_eval
 from .generation import add_demo, add_figures, add_sample
 from .training import add_prepare, add_train, add_vae
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
+    except Interrupted as e:  # a training command stopped by a signal, its checkpoint written
+        if e.checkpoint is not None:  # rank 0, which wrote it, says where
+            print(interrupted_message(args.command, args.argv, e), file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:  # a second Ctrl-C during training, or one anywhere else
         print(f"t2i {args.command}: aborted", file=sys.stderr)
         return 130

@@ -106,7 +106,11 @@ def without_option(argv: list[str], name: str) -> list[str]:
 
 
 def interrupted_message(command: str, argv: list[str], e) -> str:
-    """Where an interrupted run's checkpoint is and the command that resumes it (`argv`: the
-    command's arguments)."""
+    """Where an interrupted run's checkpoint is and the command that resumes it: `argv` (global
+    options dropped) without its --resume, with its run directory (the checkpoint's) spelled out."""
+    start = next(i for i, a in enumerate(argv) if not a.startswith("-"))
+    rest = without_option(argv[start:], "--resume")
+    if not any(a == "--out" or a.startswith("--out=") for a in rest):
+        rest += ["--out", str(e.checkpoint.parent.parent)]  # RUN/checkpoints/step_N
     return (f"t2i {command}: {e}; checkpoint: {e.checkpoint}\n"
-            f"resume with: t2i {shlex.join(without_option(argv, '--resume'))} --resume latest")
+            f"resume with: t2i {shlex.join(rest)} --resume latest")

@@ -17,12 +17,11 @@ from ..data import (image_cache_path, is_labelled, latent_cache_path, load_datas
                     open_latent_cache)
 from ..figures import vae_figures
 from ..fsutil import cache_root
-from ..loop import Interrupted
 from ..text import PretrainedTextEncoder, build_text_encoder
 from ..train import Trainer
 from ..vae_train import INFO_FILE, VAETrainer
 from .args import (PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config,
-                   interrupted_message, run_dir, without_option)
+                   run_dir, without_option)
 
 
 def add_train(sub) -> None:
@@ -46,14 +45,9 @@ def cmd_train(args) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc, args.argv)
     cfg = build_config(args)
-    out = run_dir(args, cfg)
-    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
+    trainer = Trainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
     try:
         final = trainer.train()
-    except Interrupted as e:
-        if trainer.is_main:
-            print(interrupted_message("train", _with_out(args.argv, out), e), file=sys.stderr)
-        return 128 + e.signum
     finally:
         if trainer.world > 1:
             dist.destroy_process_group()
@@ -61,15 +55,6 @@ def cmd_train(args) -> int:
         print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min on "
               f"{trainer.world} process(es); checkpoint: {final}")
     return 0
-
-
-def _with_out(argv: list[str], out: Path) -> list[str]:
-    """The command's arguments (after global options), with its run directory spelled out."""
-    command = next(i for i, a in enumerate(argv) if not a.startswith("-"))
-    rest = argv[command:]
-    if not any(a == "--out" or a.startswith("--out=") for a in rest):
-        rest += ["--out", str(out)]
-    return rest
 
 
 def add_prepare(sub) -> None:
@@ -145,13 +130,8 @@ def add_vae(sub) -> None:
 
 def cmd_vae_train(args) -> int:
     cfg = build_config(args)
-    out = run_dir(args, cfg)
-    trainer = VAETrainer(cfg, out, resume=args.resume, progress=not args.quiet)
-    try:
-        folder = trainer.train()
-    except Interrupted as e:
-        print(interrupted_message("vae train", _with_out(args.argv, out), e), file=sys.stderr)
-        return 128 + e.signum
+    trainer = VAETrainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
+    folder = trainer.train()
     info = json.loads((folder / INFO_FILE).read_text())
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; test PSNR "
           f"{info['test_psnr_db']:.2f} dB, latent scale {info['scaling_factor']:.4f}; VAE: {folder}")

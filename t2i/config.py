@@ -24,6 +24,7 @@ from typing import ClassVar, Optional
 # is built, so a typo fails before training rather than after it.
 BACKBONE_NAMES = ("dit", "unet")
 OBJECTIVE_NAMES = ("eps", "flow", "v", "x0")
+PAIRING_NAMES = ("independent", "ot")
 SAMPLER_NAMES = ("ddim", "ddpm", "euler", "heun")
 DATASET_NAMES = ("cifar10", "fashion-mnist", "folder", "hf", "mnist")
 SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
@@ -198,9 +199,13 @@ class ObjectiveConfig(Section):
     beta_b: float = 2.5
     s_min: float = 0.01
     s_max: float = 0.99
+    # Which noise each training image is paired with: independent draws, or the batch's
+    # optimal-transport assignment (straighter paths, less ambiguous targets; objectives.py).
+    pairing: str = "independent"  # independent | ot
 
     section = "objective"
     rules = {"kind": _choice(OBJECTIVE_NAMES), "t_sampling": _choice(("logit_normal", "uniform")),
+             "pairing": _choice(PAIRING_NAMES),
              "logit_std": POSITIVE, "beta_a": POSITIVE, "beta_b": POSITIVE,
              "s_min": _between(0, 1),
              "s_max": ((lambda v, c: c.s_min < v <= 1), "a number in (objective.s_min, 1]")}
@@ -263,10 +268,16 @@ class SampleConfig(Section):
     # Clamp the predicted clean image to [-1, 1] at every step (pixel space only): DDPM's
     # clip_denoised, which noise-predicting (eps) models need to sample in few steps.
     clip_x0: bool = False
+    # Guidance only while cfg_start <= t < cfg_end (t = 0 noise, 1 data), the conditional
+    # velocity alone elsewhere: guiding near pure noise collapses a prompt's samples onto one
+    # mode (Kynkäänniemi et al. 2024). 0 and 1 guide every step.
+    cfg_start: float = 0.0
+    cfg_end: float = 1.0
 
     section = "sample"
     rules = {"steps": _at_least(1), "cfg": _at_least(0, "a number"),
-             "sampler": _choice(SAMPLER_NAMES)}
+             "sampler": _choice(SAMPLER_NAMES), "cfg_start": _between(0, 1),
+             "cfg_end": ((lambda v, c: c.cfg_start <= v <= 1), "a number in [sample.cfg_start, 1]")}
 
 
 @dataclass(frozen=True)

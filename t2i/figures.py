@@ -3,6 +3,7 @@ what a run makes, how it gets there, and what the model sees along the way."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Optional
@@ -86,15 +87,44 @@ def noise_levels(config, levels: int = 8, seed: int = 0) -> Image.Image:
                       "t = " + ", ".join(f"{t:.2f}" for t in ts.tolist()))
 
 
-def training_curves(run_dir: str | Path, path: str | Path) -> Path:
-    """The run's TensorBoard scalars (loss, grad norm, LR, img/s, eval metrics) as one PNG."""
+def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError("training curves need matplotlib: pip install 't2i[figures]'") from None
+        raise ImportError("plots need matplotlib: pip install 't2i[figures]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
+    """Accuracy and FD of the evaluations during training (one JSON line each: minutes, step,
+    metrics, real floor) against training CPU minutes: how long is worth training."""
+    lines = Path(eval_log).read_text().splitlines() if Path(eval_log).exists() else []
+    records = [json.loads(line) for line in lines if line.strip()]
+    if not records:
+        raise FileNotFoundError(f"no evaluations in {eval_log}: train with train.eval_every=N")
+    plt = _pyplot()
+    minutes = [r["minutes"] for r in records]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key, label in ((axes[0], "accuracy", "accuracy (prompted class)"),
+                           (axes[1], "fd", "FD (classifier features)")):
+        ax.plot(minutes, [r[key] for r in records], "o-", label="generated")
+        ax.axhline(records[-1]["real_floor"][key], color="gray", ls="--", label="real images")
+        ax.set_xlabel("training CPU minutes")
+        ax.set_title(label)
+        ax.legend()
+    axes[1].set_yscale("log")
+    fig.suptitle(f"{records[-1]['n_per_class']} images per class at each point", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def training_curves(run_dir: str | Path, path: str | Path) -> Path:
+    """The run's TensorBoard scalars (loss, grad norm, LR, img/s, eval metrics) as one PNG."""
+    plt = _pyplot()
     events = EventAccumulator(str(Path(run_dir, "tb")), size_guidance={"scalars": 0})
     events.Reload()
     tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "vae/"))]

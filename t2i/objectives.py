@@ -118,6 +118,23 @@ class Diffusion:
         return (alpha * z - sigma * pred) - (sigma * z + alpha * pred)
 
 
+def ot_pairing(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """`noise` reordered so that the batch's total squared distance between each image and its
+    noise is minimal: minibatch optimal-transport coupling (Tong et al. 2023, Pooladian et al.
+    2023; "immiscible diffusion", Li et al. 2024). With independent pairs, the paths of a batch
+    cross and the model must learn to average their velocities; assigned pairs cross less, so
+    the regression target is less ambiguous and the learned paths straighter. Each noise
+    sample is still exactly N(0, I): only which image it is paired with changes. Solved
+    exactly (Hungarian algorithm, scipy); for a batch of 32 it costs microseconds."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = torch.cdist(x.flatten(1).float(), noise.flatten(1).float()).pow(2)
+    _, cols = linear_sum_assignment(cost.cpu().numpy())
+    return noise[torch.as_tensor(cols, device=noise.device)]
+
+
+PAIRINGS = ("independent", "ot")
+
 # name -> constructor from an `ObjectiveConfig`: a new objective is one entry here.
 OBJECTIVES = {
     "flow": lambda cfg: FlowMatching(cfg.t_sampling, cfg.logit_mean, cfg.logit_std),

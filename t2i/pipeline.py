@@ -89,39 +89,52 @@ class Pipeline:
         return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + k))
                             for k in range(n)])
 
+    def sampling(self, steps: Optional[int] = None, cfg: Optional[float] = None,
+                 sampler: Optional[str] = None, clip_x0: Optional[bool] = None,
+                 cfg_interval: Optional[tuple[float, float]] = None) -> dict:
+        """The sampling settings a call would use, checked (the guidance interval is checked by
+        `guidance`): each None is the checkpoint's own `sample` config. Reports record this, so
+        they say how their images were made."""
+        s = self.config.sample
+        out = dict(steps=s.steps if steps is None else steps, cfg=s.cfg if cfg is None else cfg,
+                   sampler=sampler or s.sampler, clip_x0=s.clip_x0 if clip_x0 is None else clip_x0,
+                   cfg_interval=(s.cfg_start, s.cfg_end) if cfg_interval is None
+                   else tuple(float(v) for v in cfg_interval))
+        if not isinstance(out["steps"], int) or out["steps"] < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {out['steps']!r}")
+        if not math.isfinite(out["cfg"]) or out["cfg"] < 0:
+            raise ValueError(f"the guidance scale must be a finite number >= 0, got {out['cfg']!r}")
+        if out["clip_x0"] and self.config.latent:
+            raise ValueError("clip_x0 clips to the pixel range [-1, 1]; latents have none")
+        get_sampler(out["sampler"])  # an unknown name fails here
+        return out
+
     @torch.no_grad()
     def __call__(self, prompts: list[str], steps: Optional[int] = None, cfg: Optional[float] = None,
                  seed: int = 0, sampler: Optional[str] = None, num_per_prompt: int = 1,
-                 callback: Optional[Callback] = None, clip_x0: Optional[bool] = None) -> torch.Tensor:
+                 callback: Optional[Callback] = None, clip_x0: Optional[bool] = None,
+                 cfg_interval: Optional[tuple[float, float]] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
-        prompt. Defaults for steps, cfg, sampler and clip_x0 (clamp the predicted clean image to
-        [-1, 1] each step; pixel space only) come from the checkpoint's config. The callback sees
+        prompt. Defaults for steps, cfg, sampler, clip_x0 (clamp the predicted clean image to
+        [-1, 1] each step; pixel space only) and cfg_interval (the times (start, end) at which
+        guidance applies) come from the checkpoint's config (`sampling`). The callback sees
         the states in the backbone's space (pixels in [-1, 1], or latents): pass them to `decode`
         to see them as images."""
         if isinstance(prompts, str):
             prompts = [prompts]
-        s = self.config.sample
-        steps = s.steps if steps is None else steps
-        scale = s.cfg if cfg is None else cfg
-        clip = s.clip_x0 if clip_x0 is None else clip_x0
-        solve = get_sampler(sampler or s.sampler)
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if not math.isfinite(scale) or scale < 0:
-            raise ValueError(f"the guidance scale must be a finite number >= 0, got {scale!r}")
+        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval)
         if num_per_prompt < 1:
             raise ValueError(f"num_per_prompt must be >= 1, got {num_per_prompt}")
         if not prompts:
             raise ValueError("no prompts given")
-        cond, null = self.condition(list(prompts), num_per_prompt, pad=scale != 1.0)
+        cond, null = self.condition(list(prompts), num_per_prompt, pad=s["cfg"] != 1.0)
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
-        velocity = guidance(self.velocity, cond, null, scale)
-        if clip:
-            if self.config.latent:
-                raise ValueError("clip_x0 clips to the pixel range [-1, 1]; latents have none")
+        velocity = guidance(self.velocity, cond, null, s["cfg"], s["cfg_interval"])
+        if s["clip_x0"]:
             velocity = clamp_clean_image(velocity)
-        x = solve(velocity, x, steps, callback, t_start=self.objective.t_start,
-                  generator=torch.Generator().manual_seed(seed))
+        x = get_sampler(s["sampler"])(velocity, x, s["steps"], callback,
+                                      t_start=self.objective.t_start,
+                                      generator=torch.Generator().manual_seed(seed))
         return self.decode(x)
 
     def condition(self, prompts: list[str], num_per_prompt: int = 1, pad: bool = True):

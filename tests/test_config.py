@@ -30,12 +30,13 @@ def test_config_names_are_the_registries():
     from t2i.data import DATASETS
     from t2i.loop import SCHEDULES
     from t2i.model import BACKBONES
-    from t2i.objectives import OBJECTIVES
+    from t2i.objectives import OBJECTIVES, PAIRINGS
     from t2i.runtime import PRECISIONS
     from t2i.samplers import SAMPLERS
 
     assert set(config.BACKBONE_NAMES) == set(BACKBONES)
     assert set(config.OBJECTIVE_NAMES) == set(OBJECTIVES)
+    assert set(config.PAIRING_NAMES) == set(PAIRINGS)
     assert set(config.SAMPLER_NAMES) == set(SAMPLERS)
     assert set(config.DATASET_NAMES) == set(DATASETS)
     assert set(config.SCHEDULE_NAMES) == set(SCHEDULES)

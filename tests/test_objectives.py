@@ -60,3 +60,21 @@ def test_v_target_is_salimans_and_ho():
     torch.testing.assert_close(Diffusion("v").target(x, noise, t), (noise - x) / 2 ** 0.5)
     # ... and the model input x_t is the VP point z = alpha x + sigma noise divided by h = 1/sqrt(2)
     torch.testing.assert_close(interpolate(x, noise, t) / 0.5 ** 0.5, (x + noise) / 2 ** 0.5)
+
+
+def test_ot_pairing_is_a_permutation_that_lowers_the_transport_cost():
+    from t2i.objectives import ot_pairing
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 4, 4, generator=g) + 3.0 * torch.arange(16).view(16, 1, 1, 1) % 5
+    noise = torch.randn(16, 1, 4, 4, generator=g)
+    paired = ot_pairing(x, noise)
+    # The same noise samples, reordered.
+    assert sorted(paired.flatten(1).sum(1).tolist()) == sorted(noise.flatten(1).sum(1).tolist())
+    cost = lambda n: (x - n).pow(2).sum().item()
+    assert cost(paired) < cost(noise)
+    # Optimal: no swap of two pairs lowers it further.
+    for i in range(16):
+        for j in range(i + 1, 16):
+            swapped = paired.clone()
+            swapped[[i, j]] = paired[[j, i]]
+            assert cost(swapped) >= cost(paired) - 1e-4

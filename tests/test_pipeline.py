@@ -62,6 +62,22 @@ def test_clip_x0_is_a_call_argument_not_a_config_edit(pipe):
     torch.testing.assert_close(pipe(["a bag"], steps=3, seed=2, clip_x0=False), plain)
 
 
+def test_guidance_interval_from_the_config_or_the_call(pipe):
+    import dataclasses
+    full = pipe(["a bag"], steps=4, cfg=3.0, seed=1)
+    none = pipe(["a bag"], steps=4, cfg=3.0, seed=1, cfg_interval=(0.0, 0.0))
+    torch.testing.assert_close(none, pipe(["a bag"], steps=4, cfg=1.0, seed=1))  # never guided
+    late = pipe(["a bag"], steps=4, cfg=3.0, seed=1, cfg_interval=(0.5, 1.0))
+    assert not torch.allclose(late, full) and not torch.allclose(late, none)
+    config = dataclasses.replace(pipe.config, sample=dataclasses.replace(
+        pipe.config.sample, cfg_start=0.5, cfg_end=1.0))
+    own = Pipeline(config, pipe.networks, "cpu", "fp32")
+    torch.testing.assert_close(own(["a bag"], steps=4, cfg=3.0, seed=1), late)
+    assert own.sampling(cfg=3.0)["cfg_interval"] == (0.5, 1.0)
+    with pytest.raises(ValueError, match="interval"):
+        pipe(["a bag"], steps=2, cfg_interval=(0.9, 0.1))
+
+
 def test_guided_condition_is_padded_to_the_null_length(pipe):
     (tokens, mask), (null_tokens, null_mask) = pipe.condition(["a bag", "a coat"], num_per_prompt=2)
     assert tokens.shape[:2] == null_tokens.shape[:2] and mask.shape == null_mask.shape

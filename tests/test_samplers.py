@@ -74,6 +74,29 @@ def test_cfg_formula():
     torch.testing.assert_close(out, torch.full_like(x, 1 + 2.5 * (3 - 1)))
 
 
+def test_guidance_interval():
+    """Inside [start, end) the guided velocity, outside the conditional one alone, with the
+    unconditional pass skipped when no sample of the batch is inside; per sample when t varies."""
+    calls = []
+
+    def velocity(x, t, tokens, mask):
+        calls.append(len(x))
+        return _toy_velocity(x, t, tokens, mask)
+    x = torch.randn(2, 1, 2, 2)
+    cond = (torch.ones(2, 1, 3), torch.ones(2, 1, dtype=torch.bool))  # v_cond = 3
+    null = (torch.full((2, 1, 3), 1 / 3), torch.ones(2, 1, dtype=torch.bool))  # v_uncond = 1
+    guided = guidance(velocity, cond, null, 2.5, interval=(0.2, 0.8))
+    torch.testing.assert_close(guided(x, torch.full((2,), 0.1)), torch.full_like(x, 3.0))
+    assert calls == [2]  # conditional only
+    torch.testing.assert_close(guided(x, torch.full((2,), 0.5)), torch.full_like(x, 6.0))
+    torch.testing.assert_close(guided(x, torch.full((2,), 0.8)), torch.full_like(x, 3.0))  # end excluded
+    mixed = guided(x, torch.tensor([0.5, 0.9]))
+    torch.testing.assert_close(mixed[0], torch.full_like(x[0], 6.0))
+    torch.testing.assert_close(mixed[1], torch.full_like(x[1], 3.0))
+    with pytest.raises(ValueError, match="interval"):
+        guidance(velocity, cond, null, 2.5, interval=(0.8, 0.2))
+
+
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="euler"):
         get_sampler("dpm")

@@ -49,6 +49,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
                         "ancestral (stochastic) on the cosine grid "
                         f"(default: {sampler if sampler is not None else own})")
     p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    p.add_argument("--cfg-interval", type=interval, default=None, metavar="START,END",
+                   help="guide only while START <= t < END (t = 0 noise, 1 data), e.g. 0.2,0.9: "
+                        "guidance near pure noise makes a prompt's samples all alike "
+                        f"(default: {own})")
     p.add_argument("--clip-x0", action="store_true", default=None,
                    help="clamp the predicted clean image to [-1, 1] each step (DDPM's clip_denoised; "
                         f"pixel space), as noise-predicting models need (default: {own})")
@@ -57,7 +61,18 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
 def sampling_kwargs(args) -> dict:
     """The shared sampling flags as `Pipeline.__call__` keywords."""
     return dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed,
-                clip_x0=args.clip_x0)
+                clip_x0=args.clip_x0, cfg_interval=args.cfg_interval)
+
+
+def interval(text: str) -> tuple[float, float]:
+    """`START,END` as two floats with 0 <= START <= END <= 1 (argparse type)."""
+    try:
+        start, end = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START,END (two numbers), got {text!r}") from None
+    if not 0 <= start <= end <= 1:
+        raise argparse.ArgumentTypeError(f"need 0 <= START <= END <= 1, got {text!r}")
+    return start, end
 
 
 def run_dir(args, cfg) -> Path:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .. import evaluation
 from ..bench import benchmark
-from .args import add_data_dir, add_preset_arguments, add_sampling_arguments, build_config
+from .args import (add_data_dir, add_preset_arguments, add_sampling_arguments, build_config,
+                   sampling_kwargs)
 
 EVAL_COMMANDS = ("report", "sweep", "readme", "train-classifier")
 
@@ -55,7 +56,7 @@ def add_protocol_arguments(p) -> None:
     """What `report` and `sweep` share: the checkpoint, the protocol's size and its sampling."""
     p.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
-    add_sampling_arguments(p, steps=25, cfg=3.0, sampler="euler")
+    add_sampling_arguments(p)  # the checkpoint's own sampling, as `t2i sample` draws
     p.add_argument("--reference-images", type=int, default=10_000,
                    help="test images in the reference set (all 10,000 by default; fewer only "
                         "for quick checks, the report says how many)")
@@ -64,9 +65,8 @@ def add_protocol_arguments(p) -> None:
 
 def cmd_eval_report(args) -> int:
     report = evaluation.evaluate_checkpoint(
-        args.checkpoint, n_per_class=args.n_per_class, steps=args.steps, cfg=args.cfg,
-        sampler=args.sampler, seed=args.seed, inception=args.inception,
-        reference_images=args.reference_images, prompts=args.prompts, clip_x0=args.clip_x0)
+        args.checkpoint, n_per_class=args.n_per_class, inception=args.inception,
+        reference_images=args.reference_images, prompts=args.prompts, **sampling_kwargs(args))
     print(evaluation.format_report(report))
     path = Path(args.json) if args.json else evaluation.default_report_path(report)
     path.write_text(json.dumps(report, indent=2))

@@ -9,6 +9,7 @@ from .. import figures
 from ..checkpoint import load_config, resolve_checkpoint
 from ..images import make_grid, save_images
 from ..pipeline import Pipeline
+from ..train import EVAL_LOG
 from ..web import Limits, load_test, serve
 from .args import add_sampling_arguments, positive_int, read_prompts, sampling_kwargs
 
@@ -42,7 +43,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
-FIGURES = ["denoising", "seeds", "progression", "noise", "curves"]
+FIGURES = ["denoising", "seeds", "progression", "noise", "curves", "quality"]
 
 
 def add_figures(sub) -> None:
@@ -51,10 +52,13 @@ def add_figures(sub) -> None:
                                    "class), seeds.gif (the class grid across seeds), "
                                    "progression.png (EMA samples across training), "
                                    "noise_levels.png (the training interpolation on real "
-                                   "images), curves.png (loss, grad norm, LR, eval metrics).")
+                                   "images), curves.png (loss, grad norm, LR, eval metrics), "
+                                   "quality.png (accuracy and FD against training minutes, "
+                                   "from a run trained with train.eval_every=N).")
     f.add_argument("--run", required=True, help="run or checkpoint directory")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
-    f.add_argument("--only", nargs="+", choices=FIGURES, default=FIGURES, help="which figures")
+    f.add_argument("--only", nargs="+", choices=FIGURES,
+                   help="which figures (default: all; quality only where the run evaluated)")
     f.add_argument("--seeds", type=int, default=12, help="frames of seeds.gif")
     add_sampling_arguments(f, seed_help="seed of the denoising figure")
     f.set_defaults(fn=cmd_figures)
@@ -67,9 +71,10 @@ def cmd_figures(args) -> int:
     run_dir = ckpt.parent.parent
     kwargs = sampling_kwargs(args)
     seed = kwargs.pop("seed")  # the denoising figure's; seeds.gif walks seeds 0..N-1
-    pipe = Pipeline.from_pretrained(ckpt) if {"denoising", "seeds"} & set(args.only) else None
+    only = args.only or [f for f in FIGURES if f != "quality" or (run_dir / EVAL_LOG).exists()]
+    pipe = Pipeline.from_pretrained(ckpt) if {"denoising", "seeds"} & set(only) else None
     written = []
-    for name in args.only:
+    for name in only:
         if name == "denoising":
             path = out / "denoising.png"
             figures.denoising_strip(pipe, pipe.default_prompts(), seed=seed, **kwargs).save(path)
@@ -81,8 +86,10 @@ def cmd_figures(args) -> int:
         elif name == "noise":
             path = out / "noise_levels.png"
             figures.noise_levels(load_config(ckpt)).save(path)
-        else:
+        elif name == "curves":
             path = figures.training_curves(run_dir, out / "curves.png")
+        else:
+            path = figures.quality_curve(run_dir / EVAL_LOG, out / "quality.png")
         written.append(str(path))
     print("wrote " + ", ".join(written))
     return 0

@@ -88,20 +88,20 @@ def prompt_shares(options: list[str], n_per_class: int) -> list[tuple[str, int, 
     return out
 
 
-def generate_per_class(pipe: Pipeline, n_per_class: int, steps: int, cfg: float, sampler: str,
-                       seed: int = 0, batch: int = 100, sets: Optional[list[list[str]]] = None,
-                       clip_x0: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_per_class(pipe: Pipeline, n_per_class: int, seed: int = 0, batch: int = 100,
+                       sets: Optional[list[list[str]]] = None,
+                       **sampling) -> tuple[torch.Tensor, torch.Tensor]:
     """n_per_class images for each class (seeds seed .. seed + n - 1), in [-1, 1], with their
     labels. `sets` holds each class's prompts (default: its name); a class with several prompts
-    shares its images evenly among them (`prompt_shares`). `clip_x0`: as for the pipeline."""
+    shares its images evenly among them (`prompt_shares`). `sampling`: the pipeline's keywords
+    (steps, cfg, sampler, clip_x0, cfg_interval; a missing one is the checkpoint's)."""
     sets = sets or class_prompts(pipe, "names")
     images = []
     for options in sets:
         for prompt, first, share in prompt_shares(options, n_per_class):
             for start in range(first, first + share, batch):
                 k = min(batch, first + share - start)
-                images.append(pipe([prompt], steps=steps, cfg=cfg, sampler=sampler,
-                                   seed=seed + start, num_per_prompt=k, clip_x0=clip_x0) * 2 - 1)
+                images.append(pipe([prompt], seed=seed + start, num_per_prompt=k, **sampling) * 2 - 1)
     labels = torch.arange(len(sets)).repeat_interleave(n_per_class)
     return torch.cat(images), labels
 
@@ -118,17 +118,16 @@ def per_prompt_accuracy(sets: list[list[str]], n_per_class: int, labels: torch.T
 
 
 def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 100,
-                      steps: int = 25, cfg: float = 3.0, sampler: str = "euler",
                       seed: int = 0, inception: bool = False, prompts: str = "names",
-                      clip_x0: Optional[bool] = None) -> dict:
-    """The evaluation report of a pipeline (see the module doc for the protocol); `clip_x0`
-    None samples as the checkpoint's config says."""
-    clip_x0 = pipe.config.sample.clip_x0 if clip_x0 is None else clip_x0
+                      **sampling) -> dict:
+    """The evaluation report of a pipeline (see the module doc for the protocol). `sampling`:
+    the pipeline's keywords; what is not given (or None) samples as the checkpoint's config
+    says, and the report records the settings used."""
+    sampling = pipe.sampling(**sampling)
     names = pipe.classes.names
     sets = class_prompts(pipe, prompts)
     start = time.perf_counter()
-    images, labels = generate_per_class(pipe, n_per_class, steps, cfg, sampler, seed, sets=sets,
-                                        clip_x0=clip_x0)
+    images, labels = generate_per_class(pipe, n_per_class, seed, sets=sets, **sampling)
     seconds = time.perf_counter() - start
     scores = reference.score(images, labels)
     preds = scores.pop("predictions")
@@ -139,10 +138,8 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     if inception:
         fid, note = inception_fid(images, reference.images)
     return {
-        "protocol": {"images": len(images), "n_per_class": n_per_class, "steps": steps,
-                     "sampler": sampler, "cfg": cfg, "seed": seed,
-                     "clip_x0": clip_x0,
-                     "prompts": prompts, "prompt_list": sets,
+        "protocol": {"images": len(images), "n_per_class": n_per_class, **sampling,
+                     "seed": seed, "prompts": prompts, "prompt_list": sets,
                      "reference": reference.reference,
                      "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",
                      "precision_recall_k": reference.k,
@@ -159,16 +156,15 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     }
 
 
-def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, steps: int = 25,
-                        cfg: float = 3.0, sampler: str = "euler", seed: int = 0,
+def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, seed: int = 0,
                         inception: bool = False, reference_images: int = 10_000,
-                        prompts: str = "names", clip_x0: Optional[bool] = None) -> dict:
-    """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes)."""
+                        prompts: str = "names", **sampling) -> dict:
+    """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes).
+    `sampling` as for `evaluate_pipeline`."""
     ckpt = resolve_checkpoint(checkpoint)
     pipe = Pipeline.from_pretrained(ckpt)
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
-    report = evaluate_pipeline(pipe, reference, n_per_class, steps, cfg, sampler, seed, inception,
-                               prompts, clip_x0)
+    report = evaluate_pipeline(pipe, reference, n_per_class, seed, inception, prompts, **sampling)
     state, _ = load_training_state(ckpt)
     tc = pipe.config.train
     report["run"] = {"checkpoint": str(ckpt), "preset": pipe.config.preset,

@@ -7,12 +7,27 @@ import json
 from pathlib import Path
 
 
+def guidance_interval(protocol: dict) -> tuple[float, float]:
+    """The protocol's guidance interval ((0, 1): every step; reports before it had none)."""
+    return tuple(protocol.get("cfg_interval") or (0.0, 1.0))
+
+
+def sampling_label(protocol: dict) -> str:
+    """How a report's images were sampled, e.g. "euler 25, CFG 3 on t in [0.2, 1)"."""
+    label = f"{protocol['sampler']} {protocol['steps']}, CFG {protocol['cfg']:g}"
+    start, end = guidance_interval(protocol)
+    return label if (start, end) == (0, 1) else label + f" on t in [{start:g}, {end:g})"
+
+
 def default_report_path(report: dict) -> Path:
-    """eval_<checkpoint>_<sampler><steps>_cfg<scale>[_heldout].json in the checkpoint's run
-    directory."""
+    """eval_<checkpoint>_<sampler><steps>_cfg<scale>[_t<start>-<end>][_heldout].json in the
+    checkpoint's run directory."""
     ckpt, p = Path(report["run"]["checkpoint"]), report["protocol"]
     which = "" if p.get("prompts", "names") == "names" else f"_{p['prompts']}"
-    return ckpt.parent.parent / f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}{which}.json"
+    start, end = guidance_interval(p)
+    interval = "" if (start, end) == (0, 1) else f"_t{start:g}-{end:g}"
+    return ckpt.parent.parent / (f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}"
+                                 f"{interval}{which}.json")
 
 
 RESULTS_BEGIN, RESULTS_END = "<!-- results:begin (t2i eval readme) -->", "<!-- results:end -->"
@@ -27,8 +42,7 @@ def results_table(reports: list[tuple[str, dict]]) -> str:
         run, p, f = r["run"], r["protocol"], r["real_floor"]
         rows.append(
             f"| `{run['preset']}` | {p.get('prompts', 'names')} | {run['train_minutes']:.1f} | {run['steps']} | "
-            f"{run['train_img_per_s']:.0f} | {p['sampler']} {p['steps']}, CFG {p['cfg']:g}, "
-            f"N={p['images']} | {r['accuracy']:.1%} ({f['accuracy']:.1%}) | {r['fd']:.2f} "
+            f"{run['train_img_per_s']:.0f} | {sampling_label(p)}, N={p['images']} | {r['accuracy']:.1%} ({f['accuracy']:.1%}) | {r['fd']:.2f} "
             f"({f['fd']:.2f}) | {r['precision']:.3f} ({f['precision']:.3f}) | {r['recall']:.3f} "
             f"({f['recall']:.3f}) | {name} |")
     return head + "\n".join(rows) + "\n"
@@ -51,8 +65,8 @@ def format_report(report: dict) -> str:
     """The terminal summary of a report: each metric beside its real-data floor, then each
     class's accuracy and the classes it was most often mistaken for."""
     p, floor = report["protocol"], report["real_floor"]
-    lines = [f"{p['images']} images from the class {p.get('prompts', 'names')} ({p['steps']} "
-             f"{p['sampler']} steps, CFG {p['cfg']}, {report['sample_img_per_s']:.1f} img/s) "
+    lines = [f"{p['images']} images from the class {p.get('prompts', 'names')} ("
+             f"{sampling_label(p)}, {report['sample_img_per_s']:.1f} img/s) "
              f"against {p['reference']}",
              f"{'':>12} {'generated':>10} {'real floor':>10}"]
     for key in ("accuracy", "fd", "precision", "recall"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Optional
 
 from tqdm.auto import tqdm
 
@@ -17,22 +18,25 @@ SWEEP_FIELDS = ["sweep", "sampler", "steps", "nfe", "cfg", "accuracy", "fd", "pr
 
 def sweep(checkpoint: str | Path, out: str | Path, n_per_class: int = 50,
           steps_list: tuple[int, ...] = (3, 5, 8, 13, 25, 50), samplers=("euler", "heun"),
-          cfg_list: tuple[float, ...] = (1, 1.5, 2, 3, 4, 6), default_steps: int = 25,
-          default_cfg: float = 3.0, seed: int = 0, progress: bool = True,
+          cfg_list: tuple[float, ...] = (1, 1.5, 2, 3, 4, 6), default_steps: Optional[int] = None,
+          default_cfg: Optional[float] = None, seed: int = 0, progress: bool = True,
           reference_images: int = 10_000) -> list[dict]:
     """Quality against sampling cost (every sampler at every step count, at `default_cfg`) and
-    against guidance (every CFG scale, Euler at `default_steps`). NFE counts velocity
-    evaluations per image (Heun: 2 per step but 1 on the last; each is a CFG pair when
-    guided). Writes sweep.csv and sweep.png (FD and accuracy against NFE and CFG)."""
+    against guidance (every CFG scale, Euler at `default_steps`); None: the checkpoint's own,
+    as is its guidance interval. NFE counts velocity evaluations per image (Heun: 2 per step
+    but 1 on the last; each is a CFG pair when guided). Writes sweep.csv and sweep.png (FD
+    and accuracy against NFE and CFG)."""
     pipe = Pipeline.from_pretrained(checkpoint)
+    own = pipe.sampling(steps=default_steps, cfg=default_cfg)
+    default_steps, default_cfg = own["steps"], own["cfg"]
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
     settings = [("nfe", s, n, default_cfg) for s in samplers for n in steps_list]
     settings += [("cfg", "euler", default_steps, c) for c in cfg_list]
     rows, done = [], {}  # both sweeps meet at (euler, default_steps, default_cfg): evaluate it once
     for kind, sampler, steps, cfg in tqdm(settings, desc="sweep", disable=not progress):
         if (sampler, steps, cfg) not in done:
-            done[sampler, steps, cfg] = evaluate_pipeline(pipe, reference, n_per_class, steps,
-                                                          cfg, sampler, seed)
+            done[sampler, steps, cfg] = evaluate_pipeline(pipe, reference, n_per_class, seed,
+                                                          steps=steps, cfg=cfg, sampler=sampler)
         r = done[sampler, steps, cfg]
         rows.append({"sweep": kind, "sampler": sampler, "steps": steps,
                      "nfe": 2 * steps - 1 if sampler == "heun" else steps, "cfg": cfg,

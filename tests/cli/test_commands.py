@@ -91,12 +91,18 @@ def test_eval_sweep_and_readme_table(tmp_path):
 
 def test_figures_write_valid_png_and_gif(tmp_path):
     run = tmp_path / "run"
-    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=4",
-                 "train.sample_every=2", "train.log_every=1"]) == 0
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=5",
+                 "train.sample_every=2", "train.log_every=1", "train.eval_every=2",
+                 "train.eval_n_per_class=2"]) == 0
+    # Evaluations every 2 steps and one where training ended, against training minutes.
+    evals = [json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [2, 4, 5]
+    assert 0 < evals[0]["minutes"] < evals[-1]["minutes"] and 0 <= evals[-1]["accuracy"] <= 1
     out = tmp_path / "figures"
     assert main(["-q", "figures", "--run", str(run), "--out", str(out), "--seeds", "2",
                  "--steps", "2"]) == 0
-    for name in ("denoising.png", "progression.png", "noise_levels.png", "curves.png"):
+    for name in ("denoising.png", "progression.png", "noise_levels.png", "curves.png",
+                 "quality.png"):
         Image.open(out / name).verify()
     gif = Image.open(out / "seeds.gif")
     assert gif.format == "GIF" and gif.n_frames == 2
@@ -170,6 +176,8 @@ def test_expected_failures_are_one_error_line_with_exit_2(tmp_path, capsys, monk
         (["sample", "--checkpoint", str(run), "--cfg", "nan", "--out", str(tmp_path / "s")],
          "finite"),
         (["sample", "--checkpoint", str(tmp_path / "nowhere")], "neither a checkpoint"),
+        (["train", "--preset", "debug", "sample.cfg_start=0.8", "sample.cfg_end=0.2",
+          "--out", str(tmp_path / "z")], "sample.cfg_end=0.2"),
     ]
     for argv, message in cases:
         assert main(["-q", *argv]) == 2, argv

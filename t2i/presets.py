@@ -14,10 +14,24 @@ def fmnist() -> Config:
     """The default: the best Fashion-MNIST model a 2-core CPU trains in 10 minutes."""
     return Config(
         preset="fmnist",
-        model=ModelConfig(width=192, depth=6, patch_size=4),
+        # Width 128 (1.8x the images per second of width 192) scored better at equal minutes:
+        # on a CPU, images seen beat capacity (README, recipe study).
+        model=ModelConfig(width=128, depth=6, patch_size=4),
         # Time-bound: the schedule ends with the 10 minutes; steps is only a ceiling.
         train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=32, eval_every=500),
+        # Guidance from t = 0.2 on only: guiding near pure noise made every sample of a class
+        # alike and over-bright (README, guidance study); 12 Euler steps match 25.
+        sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.2),
     )
+
+
+def fmnist_quick() -> Config:
+    """Two CPU minutes: `fmnist` with 4 blocks instead of 6, for a first look."""
+    base = fmnist()
+    return dataclasses.replace(
+        base, preset="fmnist-quick", model=dataclasses.replace(base.model, depth=4),
+        train=dataclasses.replace(base.train, max_minutes=2.0, warmup_steps=50, sample_every=250,
+                                  eval_every=0))
 
 
 def debug() -> Config:
@@ -153,6 +167,7 @@ def t2i2m_variant(name: str, steps: int, grad_accum: int, subset: int = 0) -> Ca
 
 PRESETS: dict[str, Callable[[], Config]] = {
     "fmnist": fmnist,
+    "fmnist-quick": fmnist_quick,
     "debug": debug,
     "overfit": overfit,
     "fmnist-paper": fmnist_paper,

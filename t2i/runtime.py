@@ -138,10 +138,10 @@ def cpu_model() -> str:
 
 
 def choose_precision(name: str, device: torch.device, time_step: Callable[[Optional[torch.dtype]], float],
-                     key: dict, cache: Optional[Path] = None, repeats: int = 5) -> tuple[Optional[torch.dtype], str]:
+                     key: dict, cache: Optional[Path] = None, repeats: int = 3) -> tuple[Optional[torch.dtype], str]:
     """The autocast dtype of a training run, decided end to end: with `auto` on a CPU whose
     bf16 matmuls are faster than fp32 ones, `time_step(dtype)` (seconds for one real training
-    step, nothing kept) is timed `repeats` times in each precision, alternating, and bf16 is
+    step, nothing kept) is timed `repeats` times in each of two blocks per precision, and bf16 is
     taken only if its median step is at least 10% faster — a matmul micro-benchmark alone overstates it for
     small models (DiT step of a 5M-parameter model: no faster in bf16 on an AVX-512-BF16 CPU).
     The answer is cached in `cache` (a JSON file) per CPU model, torch version and `key` (what
@@ -154,14 +154,15 @@ def choose_precision(name: str, device: torch.device, time_step: Callable[[Optio
     entry = json.dumps({**key, "cpu": cpu_model(), "torch": torch.__version__}, sort_keys=True)
     known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     if entry not in known:
-        dtypes = {"fp32": None, "bf16": torch.bfloat16}
-        for dtype in dtypes.values():
-            time_step(dtype)  # warm-up: kernel selection, allocations
-        # Interleaved, so a machine that speeds up or slows down meanwhile favours neither.
-        samples = {label: [] for label in dtypes}
-        for _ in range(repeats):
-            for label, dtype in dtypes.items():
-                samples[label].append(time_step(dtype))
+        # Blocks in the order fp32, bf16, fp32, bf16, each warmed up first: switching dtype
+        # every step makes the CPU kernels re-pack their weights (fp32 then measured 2x slow,
+        # which a run in one dtype never sees), and two blocks each balance a machine that
+        # speeds up or slows down meanwhile.
+        samples = {"fp32": [], "bf16": []}
+        for _ in range(2):
+            for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+                time_step(dtype)  # warm-up: kernel selection, allocations
+                samples[label] += [time_step(dtype) for _ in range(repeats)]
         known[entry] = times = {label: statistics.median(v) for label, v in samples.items()}
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,6 @@ from pathlib import Path
 
 from t2i.evaluation.reports import sampling_label
 
-METRICS = ("accuracy", "fd", "precision", "recall")
-
 
 def run_arm(args) -> None:
     out = Path(args.dir) / args.arm / f"seed{args.seed}"

@@ -251,7 +251,7 @@ class Trainer(TrainingLoop):
         tc = self.config.train
         if tc.sample_every and self.step % tc.sample_every == 0:
             self.write_samples(tracker)
-        if self.evaluates() and self.step % tc.eval_every == 0:
+        if tc.eval_every and self.step % tc.eval_every == 0 and self.evaluates():
             self.write_eval(tracker)
 
     def finish(self, tracker: Tracker, checkpoint: Path) -> Path:

@@ -9,7 +9,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import Config
+from .config import Config, SampleConfig
 from .runtime import matmul_flops
 from .train import Trainer
 
@@ -44,11 +44,11 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     pipe = trainer.pipeline()
     names = trainer.data.sample_prompts()
     per_prompt = max(1, sample_images // len(names))
-    pipe(names[:1], num_per_prompt=2)  # warm-up
-    start = time.perf_counter()
-    pipe(names, num_per_prompt=per_prompt)
-    sample_s = time.perf_counter() - start
-    sample_ips = per_prompt * len(names) / sample_s
+    sample_ips = sampling_speed(pipe, names, per_prompt)
+    # The flow default beside it, in the same run: what a few-step model saves.
+    reference = dict(steps=REFERENCE.steps, cfg=REFERENCE.cfg, sampler=REFERENCE.sampler,
+                     cfg_interval=(REFERENCE.cfg_start, REFERENCE.cfg_end))
+    reference_ips = sampling_speed(pipe, names, per_prompt, **reference)
     sample_flops = count_flops(lambda: pipe(names[:1], num_per_prompt=1))
     precision = "bf16" if trainer.dtype == torch.bfloat16 else "fp32"
     peak = max(device_peaks.values())
@@ -67,4 +67,19 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
         "sample_img_per_s": sample_ips,
         "sample_GFLOP_per_img": sample_flops / 1e9,
         "sample_MFU": sample_ips * sample_flops / peak,
+        "reference_sampling": f"{REFERENCE.sampler} {REFERENCE.steps}, CFG {REFERENCE.cfg:g}",
+        "reference_sample_img_per_s": reference_ips,
+        "sample_speedup": sample_ips / reference_ips,
     }
+
+
+REFERENCE = SampleConfig()  # Euler 25 steps, CFG 3 at every step: the sampling default
+
+
+def sampling_speed(pipe, prompts: list[str], per_prompt: int, **sampling) -> float:
+    """Images per second of `pipe(prompts, num_per_prompt=per_prompt, **sampling)`, after a
+    warm-up call."""
+    pipe(prompts[:1], num_per_prompt=2, **sampling)
+    start = time.perf_counter()
+    pipe(prompts, num_per_prompt=per_prompt, **sampling)
+    return per_prompt * len(prompts) / (time.perf_counter() - start)

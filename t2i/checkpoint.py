@@ -213,10 +213,17 @@ def load_weights(ckpt: Path, which: str = "ema") -> dict[str, torch.Tensor]:
     return {("backbone." + k[4:] if k.startswith("dit.") else k): v for k, v in weights.items()}
 
 
-def load_into(module: torch.nn.Module, ckpt: Path, which: str = "ema") -> None:
-    """Load `which` weights of a checkpoint into `module`, or say why they do not fit."""
+def load_into(module: torch.nn.Module, ckpt: Path, which: str = "ema",
+              allow_missing: tuple[str, ...] = ()) -> None:
+    """Load `which` weights of a checkpoint into `module`, or say why they do not fit.
+    Parameters whose names contain one of `allow_missing` may be absent from the checkpoint
+    (they keep their initial values); anything else missing or unexpected is an error."""
     try:
-        module.load_state_dict(load_weights(ckpt, which))
+        missing, unexpected = module.load_state_dict(load_weights(ckpt, which), strict=False)
+        missing = [k for k in missing if not any(part in k for part in allow_missing)]
+        if missing or unexpected:
+            raise RuntimeError(f"Error(s) in loading state_dict:\nmissing keys: {missing[:5]}"
+                               f"\nunexpected keys: {unexpected[:5]}")
     except RuntimeError as e:
         detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
         raise CheckpointError(f"{Path(ckpt) / which}.safetensors does not fit this model: "

@@ -23,9 +23,9 @@ from typing import ClassVar, Optional
 # BACKBONES, OBJECTIVES, SAMPLERS, DATASETS and the LR schedules): checked here, when a config
 # is built, so a typo fails before training rather than after it.
 BACKBONE_NAMES = ("dit", "unet")
-OBJECTIVE_NAMES = ("eps", "flow", "v", "x0")
+OBJECTIVE_NAMES = ("eps", "flow", "meanflow", "shortcut", "v", "x0")
 PAIRING_NAMES = ("independent", "ot")
-SAMPLER_NAMES = ("ddim", "ddpm", "euler", "heun")
+SAMPLER_NAMES = ("ddim", "ddpm", "euler", "fewstep", "heun")
 DATASET_NAMES = ("cifar10", "fashion-mnist", "folder", "hf", "mnist")
 SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -202,12 +202,30 @@ class ObjectiveConfig(Section):
     # Which noise each training image is paired with: independent draws, or the batch's
     # optimal-transport assignment (straighter paths, less ambiguous targets; objectives.py).
     pairing: str = "independent"  # independent | ot
+    # Few-step objectives (meanflow | shortcut, fewstep.py): the share of each batch trained on
+    # intervals s > t (the rest s = t); the adaptive loss weight power (0 = plain MSE, 1 = every
+    # sample about equal, -1 = the method's own: meanflow 1, shortcut 0; README); the step
+    # counts trained for (meanflow: half its intervals; shortcut: exactly these, "" = 1,..,64).
+    interval_fraction: float = 0.25
+    adaptive_p: float = -1.0
+    step_grid: str = ""
+    # Guidance folded into a few-step target while guidance_start <= t < guidance_end (1 = none;
+    # sample those with cfg 1); with train.init, `distill` follows that model's velocity.
+    guidance: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    distill: bool = True
 
     section = "objective"
     rules = {"kind": _choice(OBJECTIVE_NAMES), "t_sampling": _choice(("logit_normal", "uniform")),
              "pairing": _choice(PAIRING_NAMES),
              "logit_std": POSITIVE, "beta_a": POSITIVE, "beta_b": POSITIVE,
-             "s_min": _between(0, 1),
+             "s_min": _between(0, 1), "interval_fraction": _between(0, 1),
+             "adaptive_p": ((lambda v, c: v >= 0 or v == -1), "a number >= 0, or -1 (the method's own)"),
+             "step_grid": ((lambda v, c: v == "" or INT_LIST[0](v, c)), "step counts, e.g. 1,2,4, or empty"),
+             "guidance": _at_least(0, "a number"), "guidance_start": _between(0, 1),
+             "guidance_end": ((lambda v, c: c.guidance_start <= v <= 1),
+                              "a number in [objective.guidance_start, 1]"),
              "s_max": ((lambda v, c: c.s_min < v <= 1), "a number in (objective.s_min, 1]")}
 
 
@@ -230,6 +248,9 @@ class TrainConfig(Section):
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16 uses a GradScaler, CUDA only)
     ema_decay: float = 0.999  # EMA target decay; warms up as (1+n)/(10+n) early in training
     compile: bool = False  # torch.compile the model
+    # Start from this checkpoint's (EMA) weights (a run or checkpoint directory; fine-tuning and
+    # few-step distillation, see objective.distill); the step count and schedule start afresh.
+    init: str = ""
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     log_every: int = 25  # steps between TensorBoard scalar writes
@@ -264,7 +285,9 @@ class TrainConfig(Section):
 class SampleConfig(Section):
     steps: int = 25  # ODE steps (Heun costs two model calls per step)
     cfg: float = 3.0  # classifier-free guidance scale; 1 = no guidance
-    sampler: str = "euler"  # euler | heun (ODE, uniform t) | ddim (ODE) | ddpm (stochastic): cosine grid
+    # euler | heun (ODE, uniform t) | ddim (ODE) | ddpm (stochastic): cosine grid | fewstep (a
+    # meanflow/shortcut model's x_s = x_t + (s - t) u(x_t, t, s): 1 step goes from noise to data)
+    sampler: str = "euler"
     # Clamp the predicted clean image to [-1, 1] at every step (pixel space only): DDPM's
     # clip_denoised, which noise-predicting (eps) models need to sample in few steps.
     clip_x0: bool = False

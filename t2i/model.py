@@ -1,9 +1,12 @@
 """Backbones: a diffusion transformer (DiT) with cross-attention to text tokens and adaLN-Zero
 (the default), and a U-Net with cross-attention (`UNet`, diffusers).
 
-forward(x_t, t, tokens, mask) -> raw prediction with the shape of x_t. The model knows no noise
-schedule, loss or guidance: what the prediction means (velocity, clean image, ...) is the
-objective's business (objectives.py), and guidance is the sampler's (samplers.py).
+forward(x_t, t, tokens, mask, s=None) -> raw prediction with the shape of x_t. The model knows no
+noise schedule, loss or guidance: what the prediction means (velocity, clean image, ...) is the
+objective's business (objectives.py), and guidance is the sampler's (samplers.py). A backbone
+built with `two_times` also sees the end s >= t of an interval (few-step objectives predict the
+average velocity from t to s): the interval length s - t is embedded like t and added to the
+time embedding; without s it is 0, the instantaneous velocity.
 
 Peebles & Xie, "Scalable Diffusion Models with Transformers" (2023): patchify, adaLN-Zero,
 zero-initialised output. Cross-attention to the text tokens sits between self-attention and the
@@ -23,8 +26,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     """Sinusoidal embedding of continuous t in [0, 1] (scaled by 1000 so that the frequencies
     resolve the small time differences of a 25-step sampler, as with integer DDPM steps)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None]
+    dtype = torch.promote_types(t.dtype, torch.float32)  # float64 stays float64 (tests)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = 1000.0 * t.to(dtype)[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, dim)
 
 
@@ -112,8 +116,14 @@ class Block(nn.Module):
         return x
 
 
+def interval(t: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+    """The interval length s - t a two-time backbone is conditioned on (0 without s)."""
+    return torch.zeros_like(t) if s is None else s - t
+
+
 class DiT(nn.Module):
-    def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int):
+    def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int,
+                 two_times: bool = False):
         super().__init__()
         C, H, W = image_shape
         p = cfg.patch_size
@@ -129,6 +139,8 @@ class DiT(nn.Module):
         self.register_buffer("pos", sincos_2d(D, *self.grid)[None], persistent=False)  # (1, N, D)
         self.t_freq = 256
         self.t_embed = nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
+        self.h_embed = (nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
+                        if two_times else None)
         self.text_proj = nn.Linear(text_dim, D)
         self.text_pool = nn.Sequential(nn.SiLU(), nn.Linear(D, D))
         if cfg.attention not in ("softmax", "linear"):
@@ -149,6 +161,11 @@ class DiT(nn.Module):
         # Time MLP: small normal init as in DiT, so early embeddings stay O(1).
         for layer in (self.t_embed[0], self.t_embed[2]):
             nn.init.normal_(layer.weight, std=0.02)
+        if self.h_embed is not None:
+            # Zero output: the interval changes nothing at first, so a flow checkpoint loaded
+            # into a two-time model predicts its own velocity for every interval.
+            nn.init.normal_(self.h_embed[0].weight, std=0.02)
+            nn.init.zeros_(self.h_embed[2].weight)
         for block in self.blocks:
             # adaLN-Zero: zero modulation makes every gate 0, so each block starts as the
             # identity and the network as a function of the patch embedding alone.
@@ -178,12 +195,16 @@ class DiT(nn.Module):
         return x.reshape(B, C, h * p, w * p)  # (B, C, H, W)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+                mask: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
         h = self.patch(self.patchify(x)) + self.pos  # (B, N, D)
         context = self.text_proj(tokens)  # (B, L, D)
         weights = mask.to(context.dtype)[..., None]  # (B, L, 1)
         pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D)
         c = self.t_embed(timestep_embedding(t, self.t_freq).to(h.dtype)) + self.text_pool(pooled)
+        if self.h_embed is not None:
+            c = c + self.h_embed(timestep_embedding(interval(t, s), self.t_freq).to(h.dtype))
+        elif s is not None:
+            raise ValueError("this backbone was built for one time; few-step objectives need two_times")
         for block in self.blocks:
             h = block(h, c, context, mask)
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
@@ -192,12 +213,14 @@ class DiT(nn.Module):
 
 
 class UNet(nn.Module):
+    t_freq = 256  # sinusoidal features of a two-time U-Net's interval
     """The latent-DDPM backbone: a U-Net with cross-attention to the text tokens,
     diffusers' `UNet2DConditionModel` in a small configuration (the well-kept implementation;
     only the wrapper is ours). Same call as the DiT: forward(x_t, t, tokens, mask) -> prediction.
     Text tokens are projected to the U-Net's cross-attention width; padding is masked."""
 
-    def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int):
+    def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int,
+                 two_times: bool = False):
         super().__init__()
         try:
             from diffusers import UNet2DConditionModel
@@ -217,7 +240,13 @@ class UNet(nn.Module):
             attention_head_dim=max(1, cfg.width // cfg.num_heads), norm_num_groups=min(32, widths[0]),
             # Attention at every level but the first (the largest feature map), as SD does.
             down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
-            up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",))
+            up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+            # Two times: the interval's embedding enters through the time embedding's condition
+            # projection, zero at first (as the DiT's).
+            time_cond_proj_dim=self.t_freq if two_times else None)
+        self.two_times = two_times
+        if two_times:
+            nn.init.zeros_(self.unet.time_embedding.cond_proj.weight)
         # Zero output layer: the untrained network predicts exactly 0, like the DiT.
         nn.init.zeros_(self.unet.conv_out.weight)
         nn.init.zeros_(self.unet.conv_out.bias)
@@ -226,18 +255,23 @@ class UNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+                mask: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
         context = self.text_proj(tokens)  # (B, L, D)
+        if s is not None and not self.two_times:
+            raise ValueError("this backbone was built for one time; few-step objectives need two_times")
+        cond = timestep_embedding(interval(t, s), self.t_freq) if self.two_times else None
         # Timesteps scaled to DDPM's 0..1000 range, which the sinusoidal embedding expects.
         return self.unet(x, 1000.0 * t, encoder_hidden_states=context,
-                         encoder_attention_mask=mask).sample
+                         encoder_attention_mask=mask, timestep_cond=cond).sample
 
 
 BACKBONES = {"dit": DiT, "unet": UNet}
 
 
-def build_backbone(cfg, image_shape: tuple[int, int, int], text_dim: int) -> nn.Module:
-    """The backbone a `ModelConfig` names, on tensors of `image_shape`."""
+def build_backbone(cfg, image_shape: tuple[int, int, int], text_dim: int,
+                   two_times: bool = False) -> nn.Module:
+    """The backbone a `ModelConfig` names, on tensors of `image_shape`; `two_times` for
+    objectives that predict over an interval (t, s)."""
     if cfg.backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {cfg.backbone!r}; one of {sorted(BACKBONES)}")
-    return BACKBONES[cfg.backbone](cfg, image_shape, text_dim)
+    return BACKBONES[cfg.backbone](cfg, image_shape, text_dim, two_times)

@@ -11,24 +11,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .paths import broadcast, cosine_t, vp
+from .fewstep import FEW_STEP
+from .paths import TIME_SAMPLINGS, broadcast, cosine_t, sample_times, vp
 
 
 class FlowMatching:
     """Rectified flow / conditional flow matching (Lipman et al. 2023; Liu et al. 2023): the
-    model predicts v = x - noise. Times are uniform, or logit-normal (Esser et al. 2024, SD3),
-    which spends more training on the middle of the path where the velocity is hardest."""
+    model predicts v = x - noise, at times drawn uniform or logit-normal (paths.sample_times)."""
+
+    few_step = False  # predicts the instantaneous velocity only (fewstep.py: over intervals)
 
     def __init__(self, t_sampling: str = "logit_normal", logit_mean: float = 0.0,
                  logit_std: float = 1.0):
-        if t_sampling not in ("uniform", "logit_normal"):
-            raise ValueError(f"unknown t_sampling {t_sampling!r}; one of ['logit_normal', 'uniform']")
+        if t_sampling not in TIME_SAMPLINGS:
+            raise ValueError(f"unknown t_sampling {t_sampling!r}; one of {list(TIME_SAMPLINGS)}")
         self.t_sampling, self.logit_mean, self.logit_std = t_sampling, logit_mean, logit_std
 
     def sample_t(self, n: int, device=None) -> torch.Tensor:
-        if self.t_sampling == "uniform":
-            return torch.rand(n, device=device)
-        return torch.sigmoid(self.logit_mean + self.logit_std * torch.randn(n, device=device))
+        return sample_times(n, self.t_sampling, self.logit_mean, self.logit_std, device)
 
     t_start = 0.0  # samplers may start at pure noise
 
@@ -50,6 +50,8 @@ class CleanImage:
     Velocity: from x_t = (1 - t) noise + t x0, noise = (x_t - t x0) / (1 - t), so
     v = x0 - noise = (x0 - x_t) / (1 - t). It is exact for every t < 1; at t = 1 there is no
     noise left and the samplers take their last step with Euler, which lands on x0 itself."""
+
+    few_step = False
 
     def __init__(self, beta_a: float = 1.0, beta_b: float = 2.5, s_min: float = 0.01,
                  s_max: float = 0.99):
@@ -90,6 +92,8 @@ class Diffusion:
     which needs t > 0 — samplers start at `t_start`, where s = 0.999 (alpha = 0.0016), as DDPM
     stops short of pure noise. v: x0 = alpha z - sigma v, eps = sigma z + alpha v; then
     v_flow = x0 - eps, defined everywhere."""
+
+    few_step = False
 
     def __init__(self, prediction: str = "eps"):
         if prediction not in ("eps", "v"):
@@ -141,6 +145,10 @@ OBJECTIVES = {
     "x0": lambda cfg: CleanImage(cfg.beta_a, cfg.beta_b, cfg.s_min, cfg.s_max),
     "eps": lambda cfg: Diffusion("eps"),
     "v": lambda cfg: Diffusion("v"),
+    **{name: (lambda cls: lambda cfg: cls(
+        cfg.t_sampling, cfg.logit_mean, cfg.logit_std, cfg.interval_fraction, cfg.adaptive_p,
+        tuple(int(v) for v in cfg.step_grid.split(",") if v)))(cls)
+       for name, cls in FEW_STEP.items()},
 }
 
 

@@ -28,6 +28,20 @@ def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.
     return (1 - t) * noise + t * x
 
 
+TIME_SAMPLINGS = ("logit_normal", "uniform")
+
+
+def sample_times(n: int, sampling: str = "logit_normal", mean: float = 0.0, std: float = 1.0,
+                 device=None) -> torch.Tensor:
+    """n training times in (0, 1): uniform, or logit-normal (Esser et al. 2024, SD3), which
+    spends more training on the middle of the path where the velocity is hardest."""
+    if sampling == "uniform":
+        return torch.rand(n, device=device)
+    if sampling != "logit_normal":
+        raise ValueError(f"unknown t_sampling {sampling!r}; one of {list(TIME_SAMPLINGS)}")
+    return torch.sigmoid(mean + std * torch.randn(n, device=device))
+
+
 def vp(t):
     """(alpha, sigma, h) of time t on the variance-preserving path: alpha = t / h,
     sigma = (1 - t) / h, h = sqrt(t^2 + (1 - t)^2), so that z = x_t / h. `t` is a float (the

@@ -21,6 +21,7 @@ from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
 from .model import build_backbone
+from .fewstep import FEW_STEP
 from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
 from .samplers import Callback, get_sampler, guidance
@@ -33,7 +34,15 @@ def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict
     latent shape): `backbone` and `text` (the text encoder's trainable parts, if any, are trained
     and averaged with the backbone)."""
     text = build_text_encoder(config.text, dataset_info(config.data)["classes"])
-    return nn.ModuleDict({"backbone": build_backbone(config.model, shape, text.dim), "text": text})
+    backbone = build_backbone(config.model, shape, text.dim,
+                              two_times=config.objective.kind in FEW_STEP)
+    return nn.ModuleDict({"backbone": backbone, "text": text})
+
+
+# What a two-time (few-step) backbone has that a one-time checkpoint lacks: the DiT's interval
+# embedding, the U-Net's time-condition projection. A flow checkpoint initialises a few-step
+# model with these at their (zero) initial values.
+NEW_IN_TWO_TIMES = ("h_embed.", "time_embedding.cond_proj.")
 
 
 class Pipeline:
@@ -77,9 +86,10 @@ class Pipeline:
         return ((self.codec.decode(x).float().cpu() + 1) / 2).clamp(0, 1)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
-                 mask: torch.Tensor) -> torch.Tensor:
+                 mask: torch.Tensor, s: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The velocity at (x, t); a few-step model's average velocity from t to `s` if given."""
         with autocast(self.device, self.dtype):
-            pred = self.networks["backbone"](x, t, tokens, mask)
+            pred = self.networks["backbone"](x, t, tokens, mask, s)
         return self.objective.to_velocity(pred.float(), x, t)
 
     def noise(self, n: int, seed: int) -> torch.Tensor:
@@ -107,6 +117,10 @@ class Pipeline:
         if out["clip_x0"] and self.config.latent:
             raise ValueError("clip_x0 clips to the pixel range [-1, 1]; latents have none")
         get_sampler(out["sampler"])  # an unknown name fails here
+        if out["sampler"] == "fewstep" and not self.objective.few_step:
+            raise ValueError("the fewstep sampler needs a model trained with a few-step objective "
+                             f"(objective.kind=meanflow or shortcut); this one is "
+                             f"{self.config.objective.kind!r}: use euler, heun, ddim or ddpm")
         return out
 
     @torch.no_grad()

@@ -93,9 +93,26 @@ def ddpm(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Cal
     return x
 
 
+@torch.no_grad()
+def fewstep(average: Callable[..., torch.Tensor], x: torch.Tensor, steps: int,
+            callback: Optional[Callback] = None,
+            grid: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """The few-step rule x_s = x_t + (s - t) u(x_t, t, s) of a model that predicts the average
+    velocity over an interval (fewstep.py: MeanFlow, shortcut models): `average(x, t, s)`. Each
+    step follows the model's whole ODE segment, so 1 step goes from noise to data."""
+    grid = grid or time_grid(steps)
+    for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+        u = average(x, _t(x, t), _t(x, t_next))
+        x1 = x + (1 - t) * u  # the image this step's average velocity points at
+        x = x + (t_next - t) * u
+        if callback is not None:
+            callback(i, t_next, x, x1)
+    return x
+
+
 # name -> (solver, time spacing)
 SAMPLERS = {"euler": (euler, "uniform"), "heun": (heun, "uniform"),
-            "ddim": (euler, "cosine"), "ddpm": (ddpm, "cosine")}
+            "ddim": (euler, "cosine"), "ddpm": (ddpm, "cosine"), "fewstep": (fewstep, "uniform")}
 
 
 def get_sampler(name: str):
@@ -132,7 +149,9 @@ def guidance(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, ..
              interval: tuple[float, float] = (0.0, 1.0)) -> Velocity:
     """Classifier-free guidance: v = v_uncond + scale * (v_cond - v_uncond).
 
-    `velocity(x, t, *cond)` is the conditional model; `null` holds the unconditional inputs,
+    `velocity(x, t, *cond)` is the conditional model (a few-step model's average velocity takes
+    the interval's end s last: the guided field is then called as (x, t, s)); `null` holds the
+    unconditional inputs,
     shaped like `cond` (the caller pads text to one length), and both halves run as one doubled
     batch. At scale 1 guidance is off and the unconditional pass is skipped entirely.
 
@@ -145,14 +164,15 @@ def guidance(velocity: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, ..
     if not 0.0 <= start <= end <= 1.0:
         raise ValueError(f"the guidance interval must satisfy 0 <= start <= end <= 1, got {interval}")
     if scale == 1.0 or start == end:
-        return lambda x, t: velocity(x, t, *cond)
+        return lambda x, t, *s: velocity(x, t, *cond, *s)
     both = [torch.cat([c, n.to(c.dtype)]) for c, n in zip(cond, null)]
 
-    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def guided(x: torch.Tensor, t: torch.Tensor, *s: torch.Tensor) -> torch.Tensor:
         inside = (t >= start) & (t < end)
         if not inside.any():
-            return velocity(x, t, *cond)
-        v_cond, v_uncond = velocity(torch.cat([x, x]), torch.cat([t, t]), *both).chunk(2)
+            return velocity(x, t, *cond, *s)
+        v_cond, v_uncond = velocity(torch.cat([x, x]), torch.cat([t, t]), *both,
+                                    *(torch.cat([e, e]) for e in s)).chunk(2)
         v = v_uncond + scale * (v_cond - v_uncond)
         return torch.where(inside.view(-1, *[1] * (x.dim() - 1)), v, v_cond)
     return guided

@@ -24,18 +24,19 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_config, load_into
+from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
 from .data import ImageDataset, dataset_spec, load_dataset, open_latent_cache
 from .evaluation import Reference, evaluate_pipeline
+from .fewstep import FEW_STEP, fold_guidance, jvp
 from .fsutil import cache_root
 from .images import make_grid
 from .loop import TrainingLoop, resume_checkpoint
-from .progress import Tracker
 from .objectives import build_objective, ot_pairing
 from .paths import interpolate
-from .pipeline import Pipeline, build_networks
+from .progress import Tracker
+from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from .runtime import autocast, init_distributed, main_process_first, rank_and_world
 from .text import PretrainedTextEncoder, drop_condition, move
 
@@ -50,11 +51,46 @@ class Denoiser(nn.Module):
         super().__init__()
         self.networks = networks
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_inputs, drop: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_inputs, drop: torch.Tensor,
+                s: Optional[torch.Tensor] = None, tangents: Optional[tuple] = None):
+        """The backbone's prediction; with `tangents` (of x_t, t, s) also its JVP, computed here
+        so that under DDP the pass that carries the gradient is the wrapped forward."""
+        tokens, mask = self.condition(text_inputs, drop)
+        backbone = self.networks["backbone"]
+        if tangents is None:
+            return backbone(x_t, t, tokens, mask, s)
+        return jvp(lambda x, t, s: backbone(x, t, tokens, mask, s), (x_t, t, s), tangents)
+
+
+    def condition(self, text_inputs, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text tokens and mask the backbone attends to, the null condition where `drop`."""
         text = self.networks["text"]
         tokens, mask = text(text_inputs)
-        tokens, mask = drop_condition(tokens, mask, *text.null(len(x_t)), drop)
-        return self.networks["backbone"](x_t, t, tokens, mask)
+        return drop_condition(tokens, mask, *text.null(len(drop)), drop)
+
+
+class TwoTime:
+    """A few-step loss's view of the model (fewstep.TwoTimeModel) for one micro-batch: the
+    gradient-carrying calls go through the (possibly DDP-wrapped) model, the others through
+    the plain module."""
+
+    def __init__(self, model: nn.Module, plain: Denoiser, text_inputs, drop: torch.Tensor):
+        self.model, self.plain, self.text_inputs, self.drop = model, plain, text_inputs, drop
+        self.cond = None  # the condition, encoded once for the calls without gradients
+
+    def __call__(self, x, t, s):
+        return self.model(x, t, self.text_inputs, self.drop, s)
+
+    @torch.no_grad()
+    def no_grad(self, x, t, s, rows=None):
+        if self.cond is None:
+            self.cond = self.plain.condition(self.text_inputs, self.drop)
+        tokens, mask = self.cond if rows is None else (c[rows] for c in self.cond)
+        return self.plain.networks["backbone"](x, t, tokens, mask, s)
+
+    def jvp(self, x, t, s, v):
+        return self.model(x, t, self.text_inputs, self.drop, s,
+                          (v, torch.ones_like(t), torch.zeros_like(s)))
 
 
 @torch.no_grad()
@@ -88,11 +124,17 @@ class Trainer(TrainingLoop):
         self.codec = load_codec(config, self.device)
         self.data = data if data is not None else self._build_data()
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
+        self.teacher = None  # a few-step run's frozen teacher (objective.distill), or None
+        if config.train.init and ckpt is None:
+            self._init_from(resolve_checkpoint(config.train.init))
         self.text_cache = self._precompute_captions()  # what was encoded ahead, or None
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
-        self.model = self._wrap(Denoiser(self.networks))
+        self.denoiser = Denoiser(self.networks)
+        self.model = self._wrap(self.denoiser)
         self.init_loop(self.networks, len(self.data))
+        if self.teacher is not None:  # the teacher runs at the precision training settled on
+            self.teacher.dtype = self.dtype
         self.reference = None  # the evaluation's reference features, built at the first eval
         if ckpt is not None:
             self.resume(ckpt)
@@ -110,6 +152,24 @@ class Trainer(TrainingLoop):
             if self.config.latent:
                 return open_latent_cache(self.config, self.codec, progress=bar)
             return load_dataset(self.config.data, "train", bar)
+
+    def _init_from(self, ckpt: Path) -> None:
+        """Start from a checkpoint's EMA weights. A one-time (flow) checkpoint fits a two-time
+        (few-step) model: the interval embedding it lacks starts at zero, so the model starts as
+        the checkpoint's velocity for every interval. A few-step run that distils keeps the
+        checkpoint, frozen, as its teacher."""
+        init = load_config(ckpt)
+        if (init.model, init.text, init.data, init.vae) != (self.config.model, self.config.text,
+                                                            self.config.data, self.config.vae):
+            raise ValueError(f"train.init={ckpt}: its model/text/data/vae settings differ from "
+                             "this run's (start from the same preset)")
+        load_into(self.networks, ckpt, "ema", allow_missing=NEW_IN_TWO_TIMES)
+        log.info("initialised from %s", ckpt)
+        if self.config.objective.kind in FEW_STEP and self.config.objective.distill:
+            self.teacher = Pipeline.from_pretrained(ckpt, str(self.device), "fp32")
+            self.teacher.networks.requires_grad_(False)
+            log.info("distilling: the velocity to follow is %s's, guided at %g", ckpt,
+                     self.config.objective.guidance)
 
     def _precompute_captions(self) -> Optional[dict]:
         """A labelled dataset's captions are a small finite set: a pretrained encoder encodes
@@ -157,10 +217,45 @@ class Trainer(TrainingLoop):
         noise = torch.randn(n, *x.shape[1:], device=x.device)[part]
         if self.config.objective.pairing == "ot":  # within this rank's part of the batch
             noise = ot_pairing(x, noise)
+        drop = drop.to(x.device)
+        if self.objective.few_step:
+            t, s = (v[part] for v in self.objective.sample_times(n, x.device))
+            x_t = interpolate(x, noise, t)
+            with autocast(self.device, self.dtype):
+                v = self.velocity_to_follow(x, noise, x_t, t, text_inputs, drop,
+                                            self.objective.follows(t, s))
+                model = TwoTime(self.model, self.denoiser, text_inputs, drop)
+                return self.objective.loss(model, x_t, t, s, v)
         t = self.objective.sample_t(n, x.device)[part]
         with autocast(self.device, self.dtype):
-            pred = self.model(interpolate(x, noise, t), t, text_inputs, drop.to(x.device))
+            pred = self.model(interpolate(x, noise, t), t, text_inputs, drop)
         return self.objective.loss(pred, x, noise, t)
+
+    @torch.no_grad()
+    def velocity_to_follow(self, x, noise, x_t, t, text_inputs, drop, rows) -> torch.Tensor:
+        """A few-step objective's velocity field at (x_t, t) for the samples `rows` (the others
+        get x - noise, which their loss does not use): the teacher's, or x - noise; guided
+        (objective.guidance) where the condition was kept and t is in the guidance interval.
+        Without a teacher the unconditional velocity is the model's own at s = t (MeanFlow's CFG)."""
+        oc = self.config.objective
+        v = x - noise
+        use = (~drop & (t >= oc.guidance_start) & (t < oc.guidance_end))[rows]
+        guided = oc.guidance != 1.0 and bool(use.any())
+        if not rows.any() or (self.teacher is None and not guided):
+            return v
+        x_t, t, drop, n = x_t[rows], t[rows], drop[rows], int(rows.sum())
+        if self.teacher is not None:
+            text = self.teacher.networks["text"]
+            cond = [c[rows] for c in text(text_inputs)]
+            tokens, mask = drop_condition(*cond, *text.null(n), drop)
+            v_cond = self.teacher.velocity(x_t, t, tokens, mask)
+            v_uncond = self.teacher.velocity(x_t, t, *text.null(n)) if guided else v_cond
+        else:
+            v_cond = v[rows]
+            tokens, mask = self.denoiser.condition(text_inputs, torch.ones_like(rows))
+            v_uncond = self.networks["backbone"](x_t, t, tokens[rows], mask[rows])
+        v[rows] = fold_guidance(v_cond.float(), v_uncond.float(), oc.guidance, use).to(v.dtype)
+        return v
 
     def micro_batch(self, idx: torch.Tensor, u: torch.Tensor):
         """The examples `idx` in the backbone's space, on the device, and the frozen text inputs of

@@ -113,6 +113,10 @@ class Demo:
         sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
         self.initial = {**dataclasses.asdict(pipe.config.sample), "seed": 0, **sampling}
 
+    def samplers(self) -> list[str]:
+        """The samplers this model can use: `fewstep` only for a few-step model."""
+        return [name for name in SAMPLERS if name != "fewstep" or self.pipe.objective.few_step]
+
     def examples(self) -> list[str]:
         """Class names; with a pretrained encoder, held-out paraphrases for half the classes."""
         classes = self.pipe.classes
@@ -199,7 +203,7 @@ def build_app(demo: Demo):
                     steps = gr.Slider(1, limits.max_steps, value=initial["steps"], step=1, label="Steps")
                     cfg = gr.Slider(1, limits.max_cfg, value=initial["cfg"], step=0.5, label="CFG scale")
                     seed = gr.Number(initial["seed"], label="Seed", precision=0, minimum=0, maximum=limits.max_seed)
-                    sampler = gr.Radio(list(SAMPLERS), value=initial["sampler"], label="Sampler")
+                    sampler = gr.Radio(demo.samplers(), value=initial["sampler"], label="Sampler")
                     images = gr.Slider(1, limits.max_images, value=4, step=1, label="Images")
                     every = gr.Slider(1, 25, value=1, step=1, label="Update every N steps")
             with gr.Column():

@@ -70,9 +70,11 @@ def test_ema_tracks_the_model(tmp_path, debug_config, tiny_data):
     torch.testing.assert_close(e, w * (1 - 2 / 11))
 
 
-def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("objective", ["flow", "meanflow"])
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, objective):
     """`t2i train --nproc 2` (torchrun, gloo) with batch 8 per process computes what one process
-    computes with batch 16; only rank 0 writes; its checkpoint resumes in one process."""
+    computes with batch 16 — MeanFlow's JVP pass included; only rank 0 writes; its checkpoint
+    resumes in one process."""
 
     from safetensors.torch import load_file
 
@@ -80,7 +82,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     from t2i.cli import main
 
     common = ["--preset", "debug", "train.steps=4", "train.ckpt_every=2", "train.device=cpu",
-              "train.precision=fp32", "train.log_every=1"]
+              "train.precision=fp32", "train.log_every=1", f"objective.kind={objective}",
+              "objective.guidance=2"]
     two, one = tmp_path / "two", tmp_path / "one"
     out = subprocess.run([sys.executable, "-m", "t2i", "-q", "train", "--nproc", "2", "--out",
                           str(two), "train.batch_size=8", *common],
@@ -94,7 +97,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert len(list((two / "tb").iterdir())) == 1  # one event file: only rank 0 logs
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [
         "latest", "step_0000002", "step_0000004"]
-    assert main(["-q", "train", "--out", str(two), "train.batch_size=16", *common[:-5],
+    if objective != "flow":
+        return
+    assert main(["-q", "train", "--out", str(two), "train.batch_size=16", *common[:-7],
                  "train.steps=6", "train.ckpt_every=2", "train.device=cpu", "train.precision=fp32",
                  "--resume", "latest"]) == 0
     assert (two / "checkpoints" / "latest").read_text().strip() == "step_0000006"
@@ -179,3 +184,51 @@ def test_debug_latent_run_trains_and_samples_end_to_end(tmp_path, latent_config,
     assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
     assert len(seen) == 3 and seen[0].shape == (2, 1, 28, 28)
     torch.testing.assert_close(pipe(["a bag"], steps=3, seed=0, sampler="heun"), images[:1])
+
+
+@pytest.mark.parametrize("kind", ["meanflow", "shortcut"])
+def test_a_few_step_model_trains_and_samples_in_one_step(tmp_path, kind):
+    from t2i.cli import main
+
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=3",
+                 f"objective.kind={kind}", "objective.guidance=2", "sample.sampler=fewstep"]) == 0
+    assert main(["-q", "sample", "--checkpoint", str(run), "--steps", "1", "--prompt", "a bag",
+                 "--out", str(tmp_path / "bag")]) == 0
+    assert (tmp_path / "bag" / "grid.png").is_file()
+    pipe = Pipeline.from_pretrained(run, device="cpu")
+    calls = []
+    pipe.networks["backbone"].register_forward_hook(lambda *a: calls.append(1))
+    images = pipe(["a bag", "Sneaker"], steps=1, num_per_prompt=2, cfg=1.0)
+    assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
+    assert len(calls) == 1  # one network evaluation for the whole batch
+    guided = pipe(["a bag"], steps=2, cfg=3.0)  # plain CFG on the average velocity works too
+    assert torch.isfinite(guided).all()
+
+
+def test_the_fewstep_sampler_refuses_a_flow_model(tmp_path, debug_config, tiny_data):
+    Trainer(_with(debug_config, steps=1), tmp_path, data=tiny_data, progress=False).train()
+    with pytest.raises(ValueError, match="few-step objective"):
+        Pipeline.from_pretrained(tmp_path, device="cpu")(["a bag"], steps=1, sampler="fewstep")
+
+
+def test_a_flow_checkpoint_initialises_and_teaches_a_few_step_run(tmp_path, debug_config, tiny_data):
+    flow = _with(debug_config, steps=3, batch_size=8)
+    Trainer(flow, tmp_path / "flow", data=tiny_data, progress=False).train()
+    few = _with(flow.override(["objective.kind=meanflow", "objective.guidance=2"]),
+                init=str(tmp_path / "flow"))
+    student = Trainer(few, tmp_path / "few", data=tiny_data, progress=False)
+    teacher = Pipeline.from_pretrained(tmp_path / "flow", device="cpu", precision="fp32")
+    assert student.teacher is not None
+    # The interval embedding starts at zero: for any interval the student is the teacher.
+    x, t = torch.randn(4, 1, 28, 28), torch.rand(4) * 0.5
+    tokens, mask = teacher.networks["text"].encode(["a bag"] * 4)
+    torch.testing.assert_close(student.networks["backbone"](x, t, tokens, mask, t + 0.5),
+                               teacher.velocity(x, t, tokens, mask))
+    student.train()
+    assert student.step == 3
+    own = Trainer(_with(few.override(["objective.distill=false"]), init=str(tmp_path / "flow")),
+                  tmp_path / "own", data=tiny_data, progress=False)
+    assert own.teacher is None  # fine-tuning on x - noise, guided by its own unconditional
+    with pytest.raises(ValueError, match="differ"):
+        Trainer(few.override(["model.depth=3"]), tmp_path / "bad", data=tiny_data, progress=False)

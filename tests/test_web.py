@@ -93,6 +93,23 @@ def test_a_generation_stops_when_the_client_leaves(pipe, monkeypatch):
     assert settled == len(calls) < 100  # stopped within a step, and stays stopped
 
 
+def test_a_few_step_model_is_sampled_the_few_step_way(tmp_path, pipe):
+    from t2i.data import load_fashion_mnist
+    from t2i.pipeline import Pipeline
+    from t2i.presets import get_preset
+    from t2i.train import Trainer
+
+    assert "fewstep" not in Demo(pipe).samplers()  # a flow model cannot use it
+    cfg = get_preset("debug").override(["train.device=cpu", "train.steps=2", "objective.kind=meanflow",
+                                        "sample.sampler=fewstep", "sample.steps=1", "sample.cfg=1"])
+    Trainer(cfg, tmp_path, data=load_fashion_mnist("train", subset=64), progress=False).train()
+    demo = Demo(Pipeline.from_pretrained(tmp_path, device="cpu"))
+    assert "fewstep" in demo.samplers()
+    assert (demo.initial["sampler"], demo.initial["steps"], demo.initial["cfg"]) == ("fewstep", 1, 1.0)
+    frames = list(demo.stream(Request("a bag", 1, 1.0, 0, "fewstep", 1, 1)))
+    assert len(frames) == 1 and frames[0][1].startswith("done: 1 image(s), 1 fewstep steps")
+
+
 def test_unknown_prompt_fails_before_any_work(pipe):
     with pytest.raises(ValueError, match="names no class"):
         next(Demo(pipe).stream(Request("a flying saucer", 4, 3.0, 0, "euler", 1, 1)))

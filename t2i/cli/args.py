@@ -46,7 +46,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
                    help=f"guidance scale, 1 = off (default: {cfg if cfg is not None else own})")
     p.add_argument("--sampler", choices=list(SAMPLERS), default=sampler,
                    help="euler/heun: ODE on a uniform grid; ddim: ODE on the cosine grid; ddpm: "
-                        "ancestral (stochastic) on the cosine grid "
+                        "ancestral (stochastic) on the cosine grid; fewstep: a few-step "
+                        "(meanflow/shortcut) model's own rule, 1 step is a whole image "
                         f"(default: {sampler if sampler is not None else own})")
     p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
     p.add_argument("--cfg-interval", type=interval, default=None, metavar="START,END",
@@ -85,6 +86,8 @@ def build_config(args):
         cfg = cfg.override([f"data.data_dir={args.data_dir}"])
     if getattr(args, "max_minutes", None) is not None:
         cfg = cfg.override([f"train.max_minutes={args.max_minutes}"])
+    if getattr(args, "init", None):
+        cfg = cfg.override([f"train.init={args.init}"])
     return cfg
 
 

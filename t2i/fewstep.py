@@ -110,15 +110,15 @@ def grid_steps(n: int, step_counts: tuple[int, ...], device=None) -> tuple[torch
     return k / steps, (k + 1) / steps
 
 
-class MeanFlow:
-    """MeanFlow: u = v + (s - t) du/dt, du/dt by a JVP (see the module doc). A fraction
-    `interval_fraction` of each batch trains an interval s > t, the rest s = t (plain flow
-    matching); both ends are drawn from the time distribution and sorted, or, for half of them
-    when `step_grid` names step counts, are a step of the sampler's grid for one of those counts
-    (a short training run then learns the intervals it will be sampled with)."""
+class IntervalObjective:
+    """What the few-step objectives share: the model's prediction is the average velocity over
+    (t, s) (the instantaneous one at s = t); `interval_fraction` of each batch trains s > t;
+    `adaptive_p` weights the loss (-1: the method's own); `step_grid` the step counts trained."""
 
     few_step = True
     t_start = 0.0
+    own_adaptive_p = 0.0
+    default_grid: tuple[int, ...] = ()
 
     def __init__(self, t_sampling: str = "logit_normal", logit_mean: float = 0.0,
                  logit_std: float = 1.0, interval_fraction: float = 0.25, adaptive_p: float = -1.0,
@@ -127,8 +127,22 @@ class MeanFlow:
             raise ValueError(f"unknown t_sampling {t_sampling!r}; one of {list(TIME_SAMPLINGS)}")
         self.t_sampling, self.logit_mean, self.logit_std = t_sampling, logit_mean, logit_std
         self.interval_fraction = interval_fraction
-        self.adaptive_p = 1.0 if adaptive_p == -1 else adaptive_p  # -1: MeanFlow's own
-        self.step_grid = tuple(step_grid)
+        self.adaptive_p = self.own_adaptive_p if adaptive_p == -1 else adaptive_p
+        self.step_grid = tuple(step_grid) or self.default_grid
+
+    def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return pred
+
+
+class MeanFlow(IntervalObjective):
+    """MeanFlow: u = v + (s - t) du/dt, du/dt by a JVP (see the module doc). A fraction
+    `interval_fraction` of each batch trains an interval s > t, the rest s = t (plain flow
+    matching); both ends are drawn from the time distribution and sorted, or, for half of them
+    when `step_grid` names step counts, are a step of the sampler's grid for one of those counts
+    (a short training run then learns the intervals it will be sampled with)."""
+
+    own_adaptive_p = 1.0  # what adaptive_p = -1 means
+    default_grid = ()
 
     def sample_times(self, n: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = (sample_times(n, self.t_sampling, self.logit_mean, self.logit_std, device)
@@ -141,9 +155,6 @@ class MeanFlow:
         instant = torch.rand(n, device=device) >= self.interval_fraction
         return t, torch.where(instant, t, s)
 
-    def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return pred  # the average velocity (the instantaneous one at s = t)
-
     def follows(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The samples whose target uses the velocity field: all (it is the JVP's tangent)."""
         return torch.ones_like(t, dtype=torch.bool)
@@ -155,7 +166,7 @@ class MeanFlow:
         return adaptive_mse(u, target.detach(), self.adaptive_p)
 
 
-class Shortcut:
+class Shortcut(IntervalObjective):
     """Shortcut model: for a fraction `interval_fraction` of each batch a step count n from
     `step_grid` (uniformly) and one of the steps k / n -> (k + 1) / n a sampler with n steps
     takes; the target is the mean of two half steps of the model itself, where a half step of a
@@ -164,27 +175,14 @@ class Shortcut:
     velocity field, 2 steps learn 4 of those, 1 step learns 2. The rest of the batch trains s = t
     on the velocity field. The default grid is the paper's: 1, 2, 4, .., 64."""
 
-    few_step = True
-    t_start = 0.0
-
-    def __init__(self, t_sampling: str = "logit_normal", logit_mean: float = 0.0,
-                 logit_std: float = 1.0, interval_fraction: float = 0.25, adaptive_p: float = -1.0,
-                 step_grid: tuple[int, ...] = ()):
-        if t_sampling not in TIME_SAMPLINGS:
-            raise ValueError(f"unknown t_sampling {t_sampling!r}; one of {list(TIME_SAMPLINGS)}")
-        self.t_sampling, self.logit_mean, self.logit_std = t_sampling, logit_mean, logit_std
-        self.interval_fraction = interval_fraction
-        self.adaptive_p = 0.0 if adaptive_p == -1 else adaptive_p  # -1: the paper's plain MSE
-        self.step_grid = tuple(step_grid) or tuple(2 ** k for k in range(7))
+    own_adaptive_p = 0.0  # the paper's plain MSE
+    default_grid = tuple(2 ** k for k in range(7))
 
     def sample_times(self, n: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         t = sample_times(n, self.t_sampling, self.logit_mean, self.logit_std, device)
         t_step, s_step = grid_steps(n, self.step_grid, device)
         step = torch.rand(n, device=device) < self.interval_fraction
         return torch.where(step, t_step, t), torch.where(step, s_step, t)
-
-    def to_velocity(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return pred
 
     def follows(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The samples whose target uses the velocity field: those with s = t (the steps

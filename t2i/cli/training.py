@@ -29,8 +29,9 @@ def add_train(sub) -> None:
                        description=f"Train a model. Presets: {PRESET_HELP}.")
     add_run_arguments(t, "fmnist", "typed config overrides, e.g. model.depth=8 train.lr=5e-4")
     t.add_argument("--init", help="start from this run's or checkpoint's weights (= train.init): "
-                                  "fine-tune, or distil a flow model into a few-step one with "
-                                  "objective.kind=meanflow (the checkpoint becomes the teacher)")
+                                  "fine-tune, or distil a flow model into a few-step one "
+                                  "(--preset fmnist-text-fewstep, or objective.kind=shortcut|"
+                                  "meanflow: the checkpoint becomes the frozen teacher)")
     t.add_argument("--nproc", type=int, help="data-parallel processes on this machine: a shortcut "
                                              "for `torchrun --standalone --nproc_per_node N -m t2i "
                                              "train ...` (train.batch_size is per process)")

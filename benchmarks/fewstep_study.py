@@ -24,7 +24,7 @@ from pathlib import Path
 
 from t2i.bench import sampling_speed
 from t2i.evaluation import Reference, evaluate_pipeline
-from t2i.images import make_grid
+from t2i.images import make_grid, seed_rows
 from t2i.pipeline import Pipeline
 
 FIELDS = ["model", "sampler", "steps", "nfe", "cfg", "accuracy", "fd", "precision", "recall",
@@ -99,11 +99,10 @@ def main() -> None:
             print(rows[-1], flush=True)
         latencies.append(f"{label}: {demo_latency_ms(pipe, names[0]):.0f} ms")
         for steps in (int(s) for s in args.grid_steps.split(",")):
-            images = pipe(names, steps=steps, num_per_prompt=4, seed=0, **sampling)
-            c, h, w = images.shape[1:]
-            by_seed = images.view(len(names), 4, c, h, w).transpose(0, 1).reshape(-1, c, h, w)
+            images = seed_rows(pipe(names, steps=steps, num_per_prompt=4, seed=0, **sampling),
+                               len(names))
             slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-            make_grid(by_seed, ncol=len(names), scale=2).save(out / f"grid-{slug}-{steps}.png")
+            make_grid(images, ncol=len(names), scale=2).save(out / f"grid-{slug}-{steps}.png")
     with open(out / "fewstep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()

@@ -14,6 +14,9 @@ from .runtime import matmul_flops
 from .train import Trainer
 
 
+REFERENCE = SampleConfig()  # Euler 25 steps, CFG 3 at every step: the sampling default
+
+
 def count_flops(fn) -> int:
     """FLOPs of the torch operations `fn()` runs, counted by torch's FlopCounterMode."""
     with FlopCounterMode(display=False) as counter:
@@ -71,9 +74,6 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
         "reference_sample_img_per_s": reference_ips,
         "sample_speedup": sample_ips / reference_ips,
     }
-
-
-REFERENCE = SampleConfig()  # Euler 25 steps, CFG 3 at every step: the sampling default
 
 
 def sampling_speed(pipe, prompts: list[str], per_prompt: int, **sampling) -> float:

@@ -218,16 +218,15 @@ def load_into(module: torch.nn.Module, ckpt: Path, which: str = "ema",
     """Load `which` weights of a checkpoint into `module`, or say why they do not fit.
     Parameters whose names contain one of `allow_missing` may be absent from the checkpoint
     (they keep their initial values); anything else missing or unexpected is an error."""
+    where = f"{Path(ckpt) / which}.safetensors does not fit this model"
     try:
         missing, unexpected = module.load_state_dict(load_weights(ckpt, which), strict=False)
-        missing = [k for k in missing if not any(part in k for part in allow_missing)]
-        if missing or unexpected:
-            raise RuntimeError(f"Error(s) in loading state_dict:\nmissing keys: {missing[:5]}"
-                               f"\nunexpected keys: {unexpected[:5]}")
-    except RuntimeError as e:
+    except RuntimeError as e:  # shapes that differ
         detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
-        raise CheckpointError(f"{Path(ckpt) / which}.safetensors does not fit this model: "
-                              f"{detail[:500]}") from None
+        raise CheckpointError(f"{where}: {detail[:500]}") from None
+    missing = [k for k in missing if not any(part in k for part in allow_missing)]
+    if missing or unexpected:
+        raise CheckpointError(f"{where}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
 
 
 def load_training_state(ckpt: Path) -> tuple[dict, Optional[dict[str, torch.Tensor]]]:

@@ -37,8 +37,8 @@ FD_EPS = 1e-3  # the finite-difference step of the JVP fallback (fp32)
 
 class TwoTimeModel(Protocol):
     """What a few-step loss needs from the trainer: the average velocity with gradients,
-    `no_grad` without (for the batch's `rows` only, if given), and `jvp` (the average velocity with gradients and its time derivative
-    along `v`, without)."""
+    `no_grad` without (for the batch's `rows` only, if given), and `jvp` (the average velocity
+    with gradients and its time derivative along `v`, without)."""
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor: ...
 

@@ -34,6 +34,13 @@ def make_grid(images: torch.Tensor, ncol: int, pad: int = 2, scale: int = 1) -> 
     return pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST) if scale > 1 else pil
 
 
+def seed_rows(images: torch.Tensor, prompts: int) -> torch.Tensor:
+    """Images grouped by prompt ([prompt 0 seed 0, prompt 0 seed 1, ...], as `Pipeline` returns
+    them) reordered by seed, so a grid with one column per prompt has one row per seed."""
+    seeds = len(images) // prompts
+    return images.view(prompts, seeds, *images.shape[1:]).transpose(0, 1).reshape(images.shape)
+
+
 def save_images(images: torch.Tensor, out_dir: Path, num_per_prompt: int) -> list[Path]:
     """One PNG per image, named {prompt_index:03d}_{sample_index:03d}.png."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -213,11 +213,12 @@ class DiT(nn.Module):
 
 
 class UNet(nn.Module):
-    t_freq = 256  # sinusoidal features of a two-time U-Net's interval
     """The latent-DDPM backbone: a U-Net with cross-attention to the text tokens,
     diffusers' `UNet2DConditionModel` in a small configuration (the well-kept implementation;
     only the wrapper is ours). Same call as the DiT: forward(x_t, t, tokens, mask) -> prediction.
     Text tokens are projected to the U-Net's cross-attention width; padding is masked."""
+
+    t_freq = 256  # sinusoidal features of a two-time U-Net's interval
 
     def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int,
                  two_times: bool = False):

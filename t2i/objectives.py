@@ -139,16 +139,21 @@ def ot_pairing(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 PAIRINGS = ("independent", "ot")
 
+def interval_objective(cls):
+    """The constructor from an `ObjectiveConfig` of a few-step objective class (fewstep.py)."""
+    def build(cfg):
+        return cls(cfg.t_sampling, cfg.logit_mean, cfg.logit_std, cfg.interval_fraction,
+                   cfg.adaptive_p, tuple(int(v) for v in cfg.step_grid.split(",") if v))
+    return build
+
+
 # name -> constructor from an `ObjectiveConfig`: a new objective is one entry here.
 OBJECTIVES = {
     "flow": lambda cfg: FlowMatching(cfg.t_sampling, cfg.logit_mean, cfg.logit_std),
     "x0": lambda cfg: CleanImage(cfg.beta_a, cfg.beta_b, cfg.s_min, cfg.s_max),
     "eps": lambda cfg: Diffusion("eps"),
     "v": lambda cfg: Diffusion("v"),
-    **{name: (lambda cls: lambda cfg: cls(
-        cfg.t_sampling, cfg.logit_mean, cfg.logit_std, cfg.interval_fraction, cfg.adaptive_p,
-        tuple(int(v) for v in cfg.step_grid.split(",") if v)))(cls)
-       for name, cls in FEW_STEP.items()},
+    **{name: interval_objective(cls) for name, cls in FEW_STEP.items()},
 }
 
 

@@ -20,8 +20,8 @@ from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
-from .model import build_backbone
 from .fewstep import FEW_STEP
+from .model import build_backbone
 from .objectives import build_objective
 from .runtime import autocast, resolve_device, resolve_precision
 from .samplers import Callback, get_sampler, guidance

@@ -31,12 +31,12 @@ from .data import ImageDataset, dataset_spec, load_dataset, open_latent_cache
 from .evaluation import Reference, evaluate_pipeline
 from .fewstep import FEW_STEP, fold_guidance, jvp
 from .fsutil import cache_root
-from .images import make_grid
+from .images import make_grid, seed_rows
 from .loop import TrainingLoop, resume_checkpoint
 from .objectives import build_objective, ot_pairing
 from .paths import interpolate
-from .progress import Tracker
 from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
+from .progress import Tracker
 from .runtime import autocast, init_distributed, main_process_first, rank_and_world
 from .text import PretrainedTextEncoder, drop_condition, move
 
@@ -60,7 +60,6 @@ class Denoiser(nn.Module):
         if tangents is None:
             return backbone(x_t, t, tokens, mask, s)
         return jvp(lambda x, t, s: backbone(x, t, tokens, mask, s), (x_t, t, s), tangents)
-
 
     def condition(self, text_inputs, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The text tokens and mask the backbone attends to, the null condition where `drop`."""
@@ -252,8 +251,7 @@ class Trainer(TrainingLoop):
             v_uncond = self.teacher.velocity(x_t, t, *text.null(n)) if guided else v_cond
         else:
             v_cond = v[rows]
-            tokens, mask = self.denoiser.condition(text_inputs, torch.ones_like(rows))
-            v_uncond = self.networks["backbone"](x_t, t, tokens[rows], mask[rows])
+            v_uncond = self.networks["backbone"](x_t, t, *self.networks["text"].null(n))
         v[rows] = fold_guidance(v_cond.float(), v_uncond.float(), oc.guidance, use).to(v.dtype)
         return v
 
@@ -304,9 +302,7 @@ class Trainer(TrainingLoop):
         """One column per class, one row per seed, from the EMA weights."""
         names = self.data.sample_prompts()
         images = self.pipeline()(names, num_per_prompt=seeds, seed=0)  # (P*S, C, H, W), by prompt
-        c, h, w = images.shape[1:]
-        by_seed = images.view(len(names), seeds, c, h, w).transpose(0, 1).reshape(-1, c, h, w)
-        return make_grid(by_seed, ncol=len(names), scale=2)
+        return make_grid(seed_rows(images, len(names)), ncol=len(names), scale=2)
 
     def write_samples(self, tracker: Optional[Tracker]) -> Path:
         grid = self.sample_grid()

@@ -139,3 +139,17 @@ def test_non_finite_weights_are_refused(tmp_path):
                            {"w": torch.tensor([1.0, float("nan")])}, {}, {"step": 1})
     with pytest.raises(CheckpointError, match="non-finite weights"):
         load_weights(path)
+
+
+def test_load_into_names_what_is_missing_unless_allowed(tmp_path):
+    from safetensors.torch import save_file
+
+    from t2i.checkpoint import CheckpointError, load_into
+
+    save_file({"a.weight": torch.zeros(2, 2)}, str(tmp_path / "ema.safetensors"))
+    module = torch.nn.ModuleDict({"a": torch.nn.Linear(2, 2, bias=False),
+                                  "new": torch.nn.Linear(2, 2, bias=False)})
+    with pytest.raises(CheckpointError, match=r"does not fit this model: missing keys \['new.weight'\]"):
+        load_into(module, tmp_path, "ema")
+    load_into(module, tmp_path, "ema", allow_missing=("new.",))
+    assert torch.count_nonzero(module["a"].weight) == 0

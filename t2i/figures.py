@@ -14,7 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from .data import load_dataset
-from .images import make_grid, with_title
+from .images import make_grid, pyplot, with_title
 from .paths import interpolate
 from .pipeline import Pipeline
 
@@ -87,16 +87,6 @@ def noise_levels(config, levels: int = 8, seed: int = 0) -> Image.Image:
                       "t = " + ", ".join(f"{t:.2f}" for t in ts.tolist()))
 
 
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("plots need matplotlib: pip install 't2i[figures]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
     """Accuracy and FD of the evaluations during training (one JSON line each: minutes, step,
     metrics, real floor) against training CPU minutes: how long is worth training."""
@@ -104,7 +94,7 @@ def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
     records = [json.loads(line) for line in lines if line.strip()]
     if not records:
         raise FileNotFoundError(f"no evaluations in {eval_log}: train with train.eval_every=N")
-    plt = _pyplot()
+    plt = pyplot()
     minutes = [r["minutes"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, key, label in ((axes[0], "accuracy", "accuracy (prompted class)"),
@@ -124,7 +114,7 @@ def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
 
 def training_curves(run_dir: str | Path, path: str | Path) -> Path:
     """The run's TensorBoard scalars (loss, grad norm, LR, img/s, eval metrics) as one PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     events = EventAccumulator(str(Path(run_dir, "tb")), size_guidance={"scalars": 0})
     events.Reload()
     tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "vae/"))]

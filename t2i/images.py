@@ -1,4 +1,5 @@
-"""Image tensors to PNG files and grids (a few lines of numpy and Pillow, no torchvision)."""
+"""Image tensors to PNG files and grids (a few lines of numpy and Pillow, no torchvision), and
+the one way plots get matplotlib."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or an ImportError saying what to install."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 't2i[figures]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

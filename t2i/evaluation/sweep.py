@@ -9,6 +9,7 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
+from ..images import pyplot
 from ..pipeline import Pipeline
 from .protocol import Reference, evaluate_pipeline
 
@@ -52,13 +53,7 @@ def sweep(checkpoint: str | Path, out: str | Path, n_per_class: int = 50,
 
 
 def plot_sweep(rows: list[dict], fd_floor: float, path: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("the sweep plot needs matplotlib: pip install 't2i[figures]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
     for sampler in sorted({r["sampler"] for r in rows if r["sweep"] == "nfe"}):
         sel = [r for r in rows if r["sweep"] == "nfe" and r["sampler"] == sampler]

@@ -6,6 +6,8 @@ of CPU minutes with a given seed, evaluate it with `t2i eval`, and tabulate arms
         --preset fmnist-text -- train.batch_size=16
     # the table: one row per arm, medians over its seeds (and each seed's numbers)
     python benchmarks/recipe_study.py table --dir study
+    # text arms: also score the held-out prompt sets (accuracy columns per set)
+    python benchmarks/recipe_study.py run ... --prompt-sets paraphrases,heldout -- data.captions=bank
 
 Each run lands in DIR/ARM/seedS (the run directory, train.log, eval.json). Sampling for the
 evaluation is the checkpoint's own unless --eval-args says otherwise, so an arm that changes the
@@ -36,14 +38,20 @@ def run_arm(args) -> None:
         subprocess.run([*t2i, "train", "--preset", args.preset, "--out", str(out / "run"),
                         "--max-minutes", str(args.minutes), f"train.seed={args.seed}", *overrides],
                        stdout=log, stderr=subprocess.STDOUT, check=True)
-    with open(out / "eval.log", "w") as log:
-        subprocess.run([*t2i, "eval", "report", "--checkpoint", str(out / "run"),
-                        "--json", str(out / "eval.json"), *shlex.split(args.eval_args)],
-                       stdout=log, stderr=subprocess.STDOUT, check=True)
+    for which in ["names", *filter(None, args.prompt_sets.split(","))]:
+        suffix = "" if which == "names" else f"_{which}"
+        with open(out / f"eval{suffix}.log", "w") as log:
+            # 150 images per class: 10 per paraphrase (15 per class), 50 per older held-out prompt
+            n = [] if which == "names" else ["--n-per-class", "150"]
+            subprocess.run([*t2i, "eval", "report", "--checkpoint", str(out / "run"), "--prompts", which,
+                            *n, "--json", str(out / f"eval{suffix}.json"), *shlex.split(args.eval_args)],
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
     print(summary_row(args.arm, [json.loads((out / "eval.json").read_text())]))
 
 
-def summary_row(arm: str, reports: list[dict]) -> str:
+def summary_row(arm: str, reports: list[dict], extra: dict[str, list[dict]] | None = None) -> str:
+    """One arm's table row: medians over its seeds (each seed's number in brackets); `extra`
+    holds the reports of held-out prompt sets, whose accuracies become more columns."""
     def med(values, fmt):
         cell = fmt.format(statistics.median(values))
         return cell if len(values) == 1 else cell + " (" + ", ".join(fmt.format(v) for v in values) + ")"
@@ -55,16 +63,22 @@ def summary_row(arm: str, reports: list[dict]) -> str:
              med([r["fd"] for r in reports], "{:.2f}"),
              med([r["precision"] for r in reports], "{:.3f}"),
              med([r["recall"] for r in reports], "{:.3f}")]
+    cells += [med([100 * r["accuracy"] for r in rs], "{:.1f}%") for rs in (extra or {}).values()]
     return "| " + " | ".join(cells) + " |"
 
 
 def table(args) -> None:
-    print("| arm | seeds | steps | train img/s | sampling | accuracy | FD | precision | recall |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    sets = list(filter(None, args.prompt_sets.split(",")))
+    print("| arm | seeds | steps | train img/s | sampling | accuracy | FD | precision | recall |"
+          + "".join(f" {s} accuracy |" for s in sets))
+    print("|---" * (9 + len(sets)) + "|")
     for arm in sorted(p for p in Path(args.dir).iterdir() if p.is_dir()):
-        reports = [json.loads(f.read_text()) for f in sorted(arm.glob("seed*/eval.json"))]
-        if reports:
-            print(summary_row(arm.name, reports))
+        seeds = [d for d in sorted(arm.glob("seed*")) if all((d / f).is_file() for f in
+                 ["eval.json", *(f"eval_{s}.json" for s in sets)])]
+        if seeds:
+            reports = [json.loads((d / "eval.json").read_text()) for d in seeds]
+            extra = {s: [json.loads((d / f"eval_{s}.json").read_text()) for d in seeds] for s in sets}
+            print(summary_row(arm.name, reports, extra))
 
 
 def main() -> None:
@@ -77,10 +91,14 @@ def main() -> None:
     r.add_argument("--preset", default="fmnist-text")
     r.add_argument("--minutes", type=float, default=10.0)
     r.add_argument("--eval-args", default="", help="extra `t2i eval report` flags")
+    r.add_argument("--prompt-sets", default="", help="held-out prompt sets to score besides the "
+                   "class names, comma-separated (paraphrases, heldout)")
     r.add_argument("overrides", nargs="*", help="section.field=value")
     r.set_defaults(fn=run_arm)
     t = sub.add_parser("table", help="the study's markdown table")
     t.add_argument("--dir", required=True)
+    t.add_argument("--prompt-sets", default="", help="add the accuracy of these held-out prompt "
+                   "sets (arms lacking them are left out)")
     t.set_defaults(fn=table)
     args = p.parse_args()
     args.fn(args)

@@ -3,15 +3,20 @@
 A labelled dataset (Fashion-MNIST, MNIST, CIFAR-10) becomes a captioned one through its
 `Classes`: every class has a name, synonyms and caption templates, and each training example
 gets one caption drawn at random from its class's `training_captions` ("a photo of a sneaker",
-"running shoes", ...). Each class also has a few hand-written paraphrases that are never
-trained on (`heldout`): images generated from them measure whether a pretrained text encoder
-carries the model to phrasings it has not seen.
+"running shoes", ...). Each class also has hand-written paraphrases that are never trained on:
+images generated from them measure whether a pretrained text encoder carries the model to
+phrasings it has not seen. Fashion-MNIST has two such sets: `heldout` (3 per class, the first)
+and `paraphrases` (15 per class, in t2i/assets/fashion-mnist-paraphrases.json with their
+provenance).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
+from importlib import resources
 
 # "{a}" becomes "a" or "an" to suit the name that follows.
 PHOTO_TEMPLATES = ("{name}", "{a} {name}", "a photo of {a} {name}", "a picture of {a} {name}",
@@ -28,20 +33,43 @@ def caption(name: str, template: str) -> str:
     return template.format(a="an" if name[0] in "aeiou" else "a", name=name)
 
 
+def asset_prompts(filename: str, names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Per-class prompts from a JSON asset of t2i ({"classes": {name: [prompt, ...]}}), in the
+    order of `names`."""
+    data = json.loads((resources.files("t2i") / "assets" / filename).read_text())
+    missing = set(names) - set(data["classes"])
+    if missing:
+        raise ValueError(f"{filename} lacks prompts for {sorted(missing)}")
+    return tuple(tuple(data["classes"][n]) for n in names)
+
+
 @dataclass(frozen=True)
 class Classes:
     names: tuple[str, ...]  # display names, one per label
     synonyms: tuple[tuple[str, ...], ...]  # other words for each class (the name always counts)
     heldout: tuple[tuple[str, ...], ...]  # paraphrases never used in training
     templates: tuple[str, ...] = PHOTO_TEMPLATES
+    paraphrases: tuple[tuple[str, ...], ...] = ()  # a second, larger held-out set (if any)
+    bank_file: str = ""  # the asset holding the caption bank (data.captions=bank), if any
+    bank: tuple[tuple[str, ...], ...] = ()  # per class: extra training captions, once loaded
+
+    def with_bank(self) -> "Classes":
+        """These classes trained on their caption bank as well as the templates: hundreds of
+        captions per class made from WordNet by scripts/caption_bank.py."""
+        if not self.bank_file:
+            raise ValueError("data.captions=bank: this dataset has no caption bank (Fashion-MNIST has)")
+        return dataclasses.replace(self, bank=asset_prompts(self.bank_file, self.names))
 
     def __len__(self) -> int:
         return len(self.names)
 
     def training_captions(self) -> list[list[str]]:
-        """Per class: every template applied to the name and each synonym, without repeats."""
-        return [list(dict.fromkeys(caption(word, t) for word in (name, *extra) for t in self.templates))
-                for name, extra in zip(self.names, self.synonyms)]
+        """Per class: every template applied to the name and each synonym, then the bank (if
+        loaded), without repeats."""
+        banks = self.bank or ((),) * len(self.names)
+        return [list(dict.fromkeys([*(caption(word, t) for word in (name, *extra) for t in self.templates),
+                                    *bank]))
+                for name, extra, bank in zip(self.names, self.synonyms, banks)]
 
     def lookup(self) -> dict[str, int]:
         """Every training caption (normalised), and each class's display name, to its label:
@@ -54,13 +82,15 @@ class Classes:
         """The finite caption set of the dataset (display names, training captions, held-out
         paraphrases): what a pretrained encoder encodes once and caches."""
         caps = [*self.names, *(c for cs in self.training_captions() for c in cs),
-                *(c for cs in self.heldout for c in cs)]
+                *(c for cs in (*self.heldout, *self.paraphrases) for c in cs)]
         return list(dict.fromkeys(caps))
 
 
+_FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
 FASHION_MNIST = Classes(
-    names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    names=_FASHION_NAMES,
     synonyms=(
         ("t-shirt", "tshirt", "t shirt", "tee", "top", "tee shirt"),
         ("trousers", "pants", "jeans", "pair of trousers", "pair of pants"),
@@ -86,6 +116,8 @@ FASHION_MNIST = Classes(
         ("a leather shoulder bag", "something to carry your things in", "a bag with handles"),
         ("a short leather boot", "heeled boots for winter", "footwear that covers the ankle"),
     ),
+    paraphrases=asset_prompts("fashion-mnist-paraphrases.json", _FASHION_NAMES),
+    bank_file="fashion-mnist-captions.json",
 )
 
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

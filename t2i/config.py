@@ -128,11 +128,19 @@ class TextConfig(Section):
     dim: int = 64  # token width of the `learned` encoder (onehot is always num_classes wide)
     max_length: int = 0  # tokens kept per prompt by a pretrained encoder; 0 = what the model allows
     cond_drop: float = 0.1  # per-sample probability of training on the null condition (for CFG)
+    # training only, pretrained encoders: Gaussian noise on each caption's token states, this
+    # many times their RMS, so that nearby (unseen) phrasings are trained on too
+    noise: float = 0.0
+    # pretrained encoders: what the backbone attends to. tokens: the encoder's token states;
+    # sentence: one token, the sentence embedding (mean-pooled states, unit norm: paraphrases of
+    # a caption land close); both: the sentence token, then the token states
+    pooling: str = "tokens"
 
     section = "text"
     rules = {"encoder": ((lambda v, c: bool(v.strip())), "none, onehot, learned, minilm, or a hub "
                          "id / folder of a Hugging Face text encoder"),
-             "dim": _at_least(1), "max_length": _at_least(0), "cond_drop": _between(0, 1)}
+             "dim": _at_least(1), "max_length": _at_least(0), "cond_drop": _between(0, 1),
+             "noise": _at_least(0, "a number"), "pooling": _choice(("tokens", "sentence", "both"))}
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,9 @@ class DataConfig(Section):
     dataset: str = "fashion-mnist"
     data_dir: Optional[str] = None  # the dataset's files (folder: the folder); None searches the usual places
     subset: int = 0  # use only the first N training images (0 = all); `overfit` uses a handful
+    # class-labelled datasets: `templates` (names and synonyms in a few templates, ~27 per class)
+    # or `bank` (also hundreds per class from WordNet: kinds, definitions, parts; Fashion-MNIST)
+    captions: str = "templates"
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
     # folder / hf only: images are resized (shorter side) and centre-cropped to this square
     image_size: int = 64
@@ -155,6 +166,7 @@ class DataConfig(Section):
 
     section = "data"
     rules = {"dataset": _choice(DATASET_NAMES), "subset": _at_least(0),
+             "captions": _choice(("templates", "bank")),
              "image_size": _at_least(1), "channels": _choice((1, 3))}
 
 

@@ -54,6 +54,32 @@ def drop_condition(tokens: torch.Tensor, mask: torch.Tensor, null_tokens: torch.
             torch.where(d[:, None], null_mask, mask))
 
 
+def perturb_tokens(inputs: Inputs, scale: float, generator: Optional[torch.Generator] = None) -> Inputs:
+    """A pretrained encoder's (tokens, mask) with Gaussian noise of `scale` times the tokens'
+    RMS added to the real tokens: the model then learns the image for a small neighbourhood of
+    each caption in the encoder's space rather than for the caption alone. Class indices (the
+    class encoders' inputs) are returned as they are."""
+    if not scale or not isinstance(inputs, tuple):
+        return inputs
+    tokens, mask = inputs
+    rms = tokens[mask].pow(2).mean().sqrt()
+    noise = torch.randn(tokens.shape, generator=generator, dtype=tokens.dtype, device=tokens.device)
+    return tokens + noise * (scale * rms) * mask[..., None], mask
+
+
+def sentence_embedding(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, D]: token states mean-pooled over real tokens and normalised to unit length, how
+    sentence-transformers models (all-MiniLM-L6-v2) embed a sentence: paraphrases land close."""
+    weights = mask.to(tokens.dtype)[..., None]
+    pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
+    return nn.functional.normalize(pooled, dim=-1)
+
+
+# What a pretrained encoder hands the backbone (text.pooling): its token states; one token, the
+# sentence embedding; or the sentence token followed by the token states.
+POOLINGS = ("tokens", "sentence", "both")
+
+
 class TextEncoder(nn.Module):
     dim: int  # token width
     prompts: str  # what prompts it understands: "ignored" | "class names" | "free text"
@@ -230,9 +256,12 @@ class PretrainedTextEncoder(TextEncoder):
 
     prompts = "free text"
 
-    def __init__(self, name: str, max_length: int = 0, batch: int = 256):
+    def __init__(self, name: str, max_length: int = 0, batch: int = 256, pooling: str = "tokens"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"text.pooling must be one of {POOLINGS}, not {pooling!r}")
         self.name = name
+        self.pooling = pooling
         tokenizer, model = load_text_model(name)
         self.tokenizer = tokenizer
         tokenizer.padding_side = "right"  # real tokens first: batches are trimmed at the right
@@ -314,12 +343,19 @@ class PretrainedTextEncoder(TextEncoder):
         return tokens[:, :length], mask[:, :length]
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return inputs
+        tokens, mask = inputs
+        if self.pooling == "tokens":
+            return tokens, mask
+        sentence = sentence_embedding(tokens, mask)[:, None] * self.dim ** 0.5  # unit-RMS entries
+        one = torch.ones_like(mask[:, :1])
+        if self.pooling == "sentence":
+            return sentence, one
+        return torch.cat([sentence, tokens], 1), torch.cat([one, mask], 1)
 
     def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._null is None:  # encoded once: training asks for it every step
             self._null = self._encode([""])
-        tokens, mask = move(self._null, self.device)
+        tokens, mask = self(move(self._null, self.device))
         return tokens.expand(batch, -1, -1), mask.expand(batch, -1)
 
 
@@ -345,4 +381,4 @@ def build_text_encoder(cfg, classes: Optional[Classes]) -> TextEncoder:
     dataset, where only `none` or a pretrained encoder make sense)."""
     if cfg.encoder in ENCODERS:
         return ENCODERS[cfg.encoder](cfg, classes)
-    return PretrainedTextEncoder(cfg.encoder, cfg.max_length)
+    return PretrainedTextEncoder(cfg.encoder, cfg.max_length, pooling=cfg.pooling)

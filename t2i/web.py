@@ -24,6 +24,7 @@ from typing import Iterator, Optional
 import torch
 from PIL import Image
 
+from .explain import Explainer
 from .images import make_grid
 from .pipeline import Pipeline
 from .samplers import SAMPLERS
@@ -112,6 +113,23 @@ class Demo:
         # request; a None (or a missing key) means the checkpoint's own setting.
         sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
         self.initial = {**dataclasses.asdict(pipe.config.sample), "seed": 0, **sampling}
+        self._explainer: Optional[Explainer] = None
+
+    def explains(self) -> bool:
+        """Whether `explain` has something to say: a pretrained encoder on labelled data."""
+        return self.pipe.networks["text"].prompts == "free text" and self.pipe.classes is not None
+
+    def explain(self, prompt: str, k: int = 3) -> str:
+        """Markdown: the classes and training captions nearest the prompt in the text encoder's
+        space (see explain.py), or "" where the model has nothing to explain."""
+        if not self.explains() or not prompt.strip():
+            return ""
+        if self._explainer is None:  # embeds the training captions once
+            self._explainer = Explainer(self.pipe)
+        e = self._explainer.explain([prompt], k)[0]
+        classes = ", ".join(f"{name} {sim:.2f}" for name, sim in e.classes[:3])
+        nearest = "; ".join(f"“{cap}” ({name}, {sim:.2f})" for cap, name, sim in e.nearest)
+        return f"**Read as:** {classes}  \n**Nearest training captions:** {nearest}"
 
     def samplers(self) -> list[str]:
         """The samplers this model can use: `fewstep` only for a few-step model."""
@@ -210,11 +228,15 @@ def build_app(demo: Demo):
                 image = gr.Image(label="Image", type="pil", format="png", elem_id="result",
                                  interactive=False, height=460)
                 status = gr.Markdown(elem_id="status")
+                understood = gr.Markdown(elem_id="understood", visible=demo.explains())
         inputs, outputs = [prompt, steps, cfg, seed, sampler, images, every], [image, status]
         button.click(generate, inputs, outputs, api_name="generate",
                      concurrency_limit=limits.concurrency)
         prompt.submit(generate, inputs, outputs, api_name=False,  # Enter in the prompt box
                       concurrency_limit=limits.concurrency)
+        if demo.explains():  # what the text encoder made of the prompt, beside the image
+            for event in (button.click, prompt.submit):
+                event(demo.explain, prompt, understood, api_name=False)
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app
 

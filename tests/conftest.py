@@ -57,9 +57,11 @@ def tiny_text_models(tmp_path_factory):
     )
 
     root = tmp_path_factory.mktemp("text")
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    # The vocabulary as a dict: transformers 5 ignores a `vocab_file` here and would map every
+    # word to [UNK].
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(tokens)})
+    assert tokenizer("a bag")["input_ids"] == [2, 5, 11, 3]
     n = len(WORDS) + 5
     torch.manual_seed(0)
     models = {

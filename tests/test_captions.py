@@ -1,8 +1,14 @@
+import importlib.util
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
 from t2i.captions import CIFAR10, FASHION_MNIST, MNIST, caption, normalize_prompt
 from t2i.data import ImageDataset
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_templates_synonyms_and_articles():
@@ -44,3 +50,57 @@ def test_captions_are_drawn_per_example_from_the_uniform_numbers():
                              captions=[["one"], ["two", "deux"]])
     assert captioned.captions_of(torch.tensor([1, 0]), torch.tensor([0.7, 0.7])) == ["deux", "one"]
     assert captioned.sample_prompts() == ["one", "two"]
+
+
+def _words(text):
+    return normalize_prompt(text).replace(",", " ").split()
+
+
+def _inside(part, whole):
+    return any(whole[i:i + len(part)] == part for i in range(len(whole) - len(part) + 1))
+
+
+def test_paraphrases_are_fifteen_distinct_unseen_prompts_per_class():
+    para = FASHION_MNIST.paraphrases
+    assert [len(p) for p in para] == [15] * 10
+    flat = [normalize_prompt(p) for ps in para for p in ps]
+    assert len(set(flat)) == 150 and not set(flat) & {normalize_prompt(p) for ps in FASHION_MNIST.heldout for p in ps}
+    assert set(FASHION_MNIST.all_captions()) >= {p for ps in para for p in ps}
+
+
+@pytest.mark.parametrize("classes", [FASHION_MNIST, FASHION_MNIST.with_bank()], ids=["templates", "bank"])
+def test_no_training_caption_leaks_into_a_heldout_prompt(classes):
+    """No held-out prompt is a training caption, none contains one of three or more words,
+    and none (bar its article) is inside a training caption."""
+    heldout = [_words(p) for ps in (*classes.heldout, *classes.paraphrases) for p in ps]
+    cores = [h[1:] if h[0] in ("a", "an") else h for h in heldout]
+    for caps in classes.training_captions():
+        for c in caps:
+            w = _words(c)
+            assert w not in heldout, c
+            assert not (len(w) >= 3 and any(_inside(w, h) for h in heldout)), c
+            assert not any(_inside(h, w) for h in cores), c
+
+
+def test_the_bank_adds_hundreds_of_captions_per_class_after_the_templates():
+    plain, banked = FASHION_MNIST.training_captions(), FASHION_MNIST.with_bank().training_captions()
+    for k, (p, b) in enumerate(zip(plain, banked)):
+        assert b[:len(p)] == p and len(b) >= 100, FASHION_MNIST.names[k]
+        assert len(b) == len(set(b))
+    assert any("a shoe consisting of a sole fastened by straps to the foot" in c for c in banked[5])
+    owners = {}
+    for k, caps in enumerate(banked):
+        for c in caps:
+            owners.setdefault(normalize_prompt(c), set()).add(k)
+    assert all(len(v) == 1 for v in owners.values())  # no caption teaches two classes
+    with pytest.raises(ValueError, match="no caption bank"):
+        MNIST.with_bank()
+
+
+@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="needs wordnet-base")
+def test_the_shipped_bank_is_what_the_script_makes():
+    spec = importlib.util.spec_from_file_location("caption_bank", ROOT / "scripts" / "caption_bank.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = json.loads((ROOT / "t2i" / "assets" / "fashion-mnist-captions.json").read_text())
+    assert module.build_bank(module.WordNet()) == shipped["classes"]

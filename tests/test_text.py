@@ -11,6 +11,8 @@ from t2i.text import (
     build_text_encoder,
     drop_condition,
     pad_tokens,
+    perturb_tokens,
+    sentence_embedding,
 )
 
 
@@ -163,3 +165,39 @@ def test_minilm_loads_offline_from_its_package():
     same = torch.nn.functional.cosine_similarity(tokens[0, 1:3].mean(0), e.encode(["sneakers"])[0][0, 1:-1].mean(0), dim=0)
     other = torch.nn.functional.cosine_similarity(tokens[1, 1:3].mean(0), e.encode(["sneakers"])[0][0, 1:-1].mean(0), dim=0)
     assert same > other  # a real sentence encoder: shoes are closer to sneakers than a bag is
+
+
+@pytest.mark.parametrize("pooling", ["sentence", "both"])
+def test_sentence_pooling_shapes_masks_and_null(tiny_text_models, pooling):
+    plain = PretrainedTextEncoder(str(tiny_text_models["bert"]))
+    e = PretrainedTextEncoder(str(tiny_text_models["bert"]), pooling=pooling)
+    raw, raw_mask = plain.encode(["a bag", "a photo of a running sneaker"])
+    tokens, mask = e.encode(["a bag", "a photo of a running sneaker"])
+    sentence = sentence_embedding(raw, raw_mask) * 32 ** 0.5
+    torch.testing.assert_close(tokens[:, 0], sentence)  # unit norm, times sqrt(width)
+    torch.testing.assert_close(sentence[0].norm(), torch.tensor(32 ** 0.5))
+    if pooling == "sentence":
+        assert tokens.shape == (2, 1, 32) and mask.all()
+    else:  # the sentence token, then the tokens with their mask (padding stays masked)
+        assert tokens.shape == (2, 1 + raw.shape[1], 32)
+        assert mask[:, 0].all() and torch.equal(mask[:, 1:], raw_mask)
+        torch.testing.assert_close(tokens[:, 1:], raw)
+    null, null_mask = e.null(3)
+    expect, expect_mask = e.encode([""])
+    torch.testing.assert_close(null, expect.expand(3, -1, -1)) and torch.equal(null_mask, expect_mask.expand(3, -1))
+    # padding does not move the sentence embedding
+    alone = sentence_embedding(*plain.encode(["a bag"]))
+    torch.testing.assert_close(alone[0], sentence[0] / 32 ** 0.5, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="text.pooling"):
+        PretrainedTextEncoder(str(tiny_text_models["bert"]), pooling="max")
+
+
+def test_token_noise_is_relative_masked_and_leaves_class_indices_alone():
+    tokens = torch.full((2, 3, 64), 2.0)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    noisy, same_mask = perturb_tokens((tokens, mask), 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(same_mask, mask) and torch.equal(noisy[~mask], tokens[~mask])
+    spread = (noisy - tokens)[mask].std().item()
+    assert 0.9 < spread < 1.1  # 0.5 x RMS 2
+    labels = torch.tensor([3, 4])
+    assert perturb_tokens(labels, 0.5) is labels and perturb_tokens((tokens, mask), 0.0)[0] is tokens

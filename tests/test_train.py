@@ -105,13 +105,17 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert (two / "checkpoints" / "latest").read_text().strip() == "step_0000006"
 
 
-@pytest.mark.parametrize("encoder", ["none", "learned", "bert"])
+@pytest.mark.parametrize("encoder", ["none", "learned", "bert", "bert-bank"])
 def test_each_text_encoder_trains_and_samples(tmp_path, debug_config, tiny_data, tiny_text_models,
                                               encoder):
     from t2i.pipeline import Pipeline
 
-    name = str(tiny_text_models["bert"]) if encoder == "bert" else encoder
-    cfg = _with(debug_config.override([f"text.encoder={name}", f"data.cache_dir={tmp_path / 'cache'}"]),
+    name = str(tiny_text_models["bert"]) if encoder.startswith("bert") else encoder
+    extra = []
+    if encoder == "bert-bank":  # the text-generalisation levers together
+        extra = ["data.captions=bank", "text.pooling=both", "text.noise=0.3"]
+        tiny_data = dataclasses.replace(tiny_data, classes=tiny_data.classes.with_bank())
+    cfg = _with(debug_config.override([f"text.encoder={name}", f"data.cache_dir={tmp_path / 'cache'}", *extra]),
                 steps=3, batch_size=8)
     trainer = Trainer(cfg, tmp_path / "run", data=tiny_data, progress=False)
     before = [p.clone() for p in trainer.networks.parameters()]
@@ -121,8 +125,8 @@ def test_each_text_encoder_trains_and_samples(tmp_path, debug_config, tiny_data,
     prompts = ["a bag", "Sneaker"] if encoder == "learned" else ["shoes for running", ""]
     images = pipe(prompts, steps=2, num_per_prompt=2)
     assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
-    if encoder == "bert":  # the caption set was encoded once and cached
-        assert trainer.text_cache["captions"] > 100
+    if encoder.startswith("bert"):  # the caption set was encoded once and cached
+        assert trainer.text_cache["captions"] > (2000 if encoder == "bert-bank" else 100)
         assert len(list((tmp_path / "cache" / "text").glob("text-*.safetensors"))) == 1
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import figures
 from ..checkpoint import load_config, resolve_checkpoint
+from ..explain import Explainer
 from ..images import make_grid, save_images
 from ..pipeline import Pipeline
 from ..train import EVAL_LOG
@@ -23,6 +24,10 @@ def add_sample(sub) -> None:
     add_sampling_arguments(s)
     s.add_argument("--out", default="samples", help="output directory (default samples/)")
     s.add_argument("--strip", action="store_true", help="also write strip.png: the denoising steps")
+    s.add_argument("--explain", action="store_true",
+                   help="also print what the text model understood of each prompt: its nearest "
+                        "training captions and classes by the text encoder's cosine similarity "
+                        "(pretrained text encoders on labelled datasets)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     s.set_defaults(fn=cmd_sample)
 
@@ -30,6 +35,9 @@ def add_sample(sub) -> None:
 def cmd_sample(args) -> int:
     pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
     prompts = read_prompts(args) or pipe.default_prompts()
+    if args.explain:
+        for explanation in Explainer(pipe).explain(prompts):
+            print(explanation.format())
     out = Path(args.out)
     kwargs = sampling_kwargs(args)
     images = pipe(prompts, num_per_prompt=args.num_per_prompt, **kwargs)

@@ -72,7 +72,8 @@ def latent_cache_path(config) -> Path:
     if config.data.cache_dir:
         return Path(config.data.cache_dir) / "latents"
     vc = config.vae
-    data = {k: v for k, v in dataclasses.asdict(config.data).items() if k != "cache_dir"}
+    # The images are what is cached: where they live and which captions train on them is not.
+    data = {k: v for k, v in dataclasses.asdict(config.data).items() if k not in ("cache_dir", "captions")}
     key = json.dumps([data, vc.resolved_name(), vc.scale, vc.resolution])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir() / "latents" / f"{config.data.dataset}-{digest}"

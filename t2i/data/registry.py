@@ -8,6 +8,7 @@ testing the dataset's name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -67,14 +68,25 @@ def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDatas
     spec = dataset_spec(cfg)
     if split not in spec.splits:
         raise DataError(f"the {cfg.dataset} dataset has no {split} split")
-    return spec.load(cfg, split, cfg.subset if split == "train" else 0, progress)
+    data = spec.load(cfg, split, cfg.subset if split == "train" else 0, progress)
+    return dataclasses.replace(data, classes=classes) if (classes := dataset_classes(cfg)) else data
+
+
+def dataset_classes(cfg) -> Optional[Classes]:
+    """A labelled dataset's classes, with their caption bank where `data.captions=bank`."""
+    classes = dataset_spec(cfg).classes
+    if cfg.captions == "bank":
+        if classes is None:
+            raise ValueError("data.captions=bank is for class-labelled datasets (fashion-mnist); "
+                             f"{cfg.dataset} has its own captions")
+        return classes.with_bank()
+    return classes
 
 
 def dataset_info(cfg) -> dict:
     """What a model needs to know of its dataset without loading it: the image shape and, for
     a labelled dataset, its classes (else None)."""
-    spec = dataset_spec(cfg)
-    return {"shape": spec.shape(cfg), "classes": spec.classes}
+    return {"shape": dataset_spec(cfg).shape(cfg), "classes": dataset_classes(cfg)}
 
 
 def is_labelled(cfg) -> bool:

@@ -12,7 +12,7 @@ from .classifier import Classifier, features_and_predictions, load_classifier, p
 from .metrics import frechet_distance, inception_fid, precision_recall
 from .protocol import (PROMPT_SETS, Reference, class_prompts, evaluate_checkpoint, evaluate_pipeline,
                        generate_per_class, per_prompt_accuracy, prompt_shares)
-from .reports import default_report_path, format_report, results_table, update_readme
+from .reports import default_report_path, format_report, results_table, update_readme, worst_prompts
 from .sweep import sweep
 
 __all__ = [
@@ -20,5 +20,5 @@ __all__ = [
     "evaluate_checkpoint", "evaluate_pipeline", "features_and_predictions", "format_report",
     "frechet_distance", "generate_per_class", "inception_fid", "load_classifier",
     "per_prompt_accuracy", "precision_recall", "predict", "prompt_shares", "results_table",
-    "sweep", "train_classifier", "update_readme",
+    "sweep", "train_classifier", "update_readme", "worst_prompts",
 ]

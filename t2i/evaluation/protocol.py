@@ -65,16 +65,22 @@ class Reference:
                 "precision": precision, "recall": recall, "predictions": preds}
 
 
-PROMPT_SETS = ("names", "heldout")
+PROMPT_SETS = ("names", "heldout", "paraphrases")
 
 
 def class_prompts(pipe: Pipeline, which: str = "names") -> list[list[str]]:
-    """The prompts of each class: its display name ("names"), or its held-out paraphrases,
-    never seen in training ("heldout"; only a pretrained text encoder understands those)."""
+    """The prompts of each class: its display name ("names"), or one of its sets of held-out
+    paraphrases, never seen in training ("heldout": 3 per class; "paraphrases": 15 per class;
+    only a pretrained text encoder understands those)."""
     if which not in PROMPT_SETS:
         raise ValueError(f"prompts must be one of {PROMPT_SETS}, not {which!r}")
     classes = pipe.classes
-    return [[n] for n in classes.names] if which == "names" else [list(h) for h in classes.heldout]
+    if which == "names":
+        return [[n] for n in classes.names]
+    sets = getattr(classes, which)
+    if not sets:
+        raise ValueError(f"this dataset has no {which!r} prompt set")
+    return [list(h) for h in sets]
 
 
 def prompt_shares(options: list[str], n_per_class: int) -> list[tuple[str, int, int]]:

@@ -63,7 +63,8 @@ def update_readme(readme: str | Path, report_files: list[Path]) -> None:
 
 def format_report(report: dict) -> str:
     """The terminal summary of a report: each metric beside its real-data floor, then each
-    class's accuracy and the classes it was most often mistaken for."""
+    class's accuracy and the classes it was most often mistaken for, then (where classes had
+    several prompts) the ten prompts that missed most."""
     p, floor = report["protocol"], report["real_floor"]
     lines = [f"{p['images']} images from the class {p.get('prompts', 'names')} ("
              f"{sampling_label(p)}, {report['sample_img_per_s']:.1f} img/s) "
@@ -79,4 +80,17 @@ def format_report(report: dict) -> str:
         others = sorted(((c, names[j]) for j, c in enumerate(row) if j != i and c), reverse=True)
         lines.append(f"{name:>12} {report['per_class'][name]:6.2f}  "
                      + ", ".join(f"{n} {c}" for c, n in others[:2]))
+    per_prompt = report.get("per_prompt", {})
+    if len(per_prompt) > len(names):
+        lines.append("worst prompts (accuracy, class):")
+        for prompt, acc, label in worst_prompts(report, 10):
+            lines.append(f"{acc:6.2f}  {prompt!r} ({label})")
     return "\n".join(lines)
+
+
+def worst_prompts(report: dict, k: int) -> list[tuple[str, float, str]]:
+    """The k prompts of a report with the lowest accuracy: (prompt, accuracy, class)."""
+    label = {p: name for name, ps in zip(report["per_class"], report["protocol"]["prompt_list"])
+             for p in ps}
+    ranked = sorted(report["per_prompt"].items(), key=lambda kv: (kv[1], kv[0]))
+    return [(p, acc, label[p]) for p, acc in ranked[:k]]

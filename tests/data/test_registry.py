@@ -32,3 +32,14 @@ def test_unknown_dataset_and_missing_split_are_clear_errors():
         load_dataset(DataConfig(dataset="folder"), "test")
     with pytest.raises(ValueError, match="split"):
         load_dataset(DataConfig(), "validation")
+
+
+def test_the_caption_bank_is_a_labelled_dataset_option():
+    bank = DataConfig(captions="bank")
+    classes = dataset_info(bank)["classes"]
+    assert classes.bank and len(classes.training_captions()[5]) > 100
+    assert dataset_info(DataConfig())["classes"].bank == ()
+    with pytest.raises(ValueError, match="class-labelled"):
+        dataset_info(DataConfig(dataset="folder", captions="bank"))
+    with pytest.raises(ValueError, match="no caption bank"):
+        dataset_info(DataConfig(dataset="mnist", captions="bank"))

@@ -170,9 +170,8 @@ def inside(part: list[str], whole: list[str]) -> bool:
     return n > 0 and any(whole[i:i + n] == part for i in range(len(whole) - n + 1))
 
 
-def core(prompt: str) -> list[str]:
+def core_words(w: list[str]) -> list[str]:
     """A held-out prompt's words without a leading article or "pair of"."""
-    w = words(prompt)
     while w and w[0] in ("a", "an", "the", "pair", "of"):
         w = w[1:]
     return w
@@ -185,8 +184,10 @@ def named(name: str, template: str) -> str:
 
 
 def leaks(text: str, heldout: list[list[str]]) -> bool:
+    """Whether a caption contains a held-out prompt (bar its article), or is a phrase of three or
+    more words inside one (article included: "a wool overcoat" in "a wool overcoat with a belt")."""
     w = words(text)
-    return any(inside(h, w) or (len(w) >= 3 and inside(w, h)) for h in heldout)
+    return any(inside(core_words(h), w) or (len(w) >= 3 and inside(w, h)) for h in heldout)
 
 
 def facet_captions(name: str, base: list[str], rng: random.Random) -> list[str]:
@@ -229,10 +230,16 @@ def class_captions(wn: WordNet, name: str, synonyms: tuple[str, ...], source: di
 def build_bank(wn: WordNet) -> dict[str, list[str]]:
     """Per class name, its bank: what the asset's "classes" holds."""
     classes = FASHION_MNIST
-    heldout = [core(p) for ps in (*classes.heldout, *classes.paraphrases) for p in ps]
+    heldout = [words(p) for ps in (*classes.heldout, *classes.paraphrases) for p in ps]
     rng = random.Random(0)
-    return {name: class_captions(wn, name, synonyms, SOURCES[name], heldout, rng)
+    bank = {name: class_captions(wn, name, synonyms, SOURCES[name], heldout, rng)
             for name, synonyms in zip(classes.names, classes.synonyms)}
+    # A caption that two classes share ("something worn for work") teaches neither: dropped.
+    owners: dict[str, set[str]] = {}
+    for name, caps in bank.items():
+        for c in caps:
+            owners.setdefault(c.lower(), set()).add(name)
+    return {name: [c for c in caps if len(owners[c.lower()]) == 1] for name, caps in bank.items()}
 
 
 def main() -> None:

@@ -99,6 +99,7 @@ class ModelConfig(Section):
     mlp_ratio: float = 4.0  # MLP hidden = mlp_ratio * width
     patch_size: int = 4  # pixels per token side; tokens = (image_size / patch_size)^2
     attention: str = "softmax"  # softmax | linear (self-attention cost linear in tokens)
+    text_stream: bool = False  # dit: refine the text tokens by their own MLP before each block
     unet_channels: str = "32,64,64"  # unet: channels per level; each level after the first halves H, W
     layers_per_block: int = 1  # unet: ResNet blocks per level
 
@@ -120,20 +121,14 @@ class ModelConfig(Section):
 @dataclass(frozen=True)
 class TextConfig(Section):
     # none (unconditional) | onehot (fixed class vector) | learned (trainable class embedding)
-    # | minilm (all-MiniLM-L6-v2 from the `text` extra, offline) | any Hugging Face text
-    # encoder by hub id or local folder (CLIP text, T5 encoder, BERT-like): frozen, its
-    # token-level hidden states attended to by the DiT. Class encoders know only class names;
-    # pretrained ones take free text.
+    # | minilm (all-MiniLM-L6-v2, offline) | a Hugging Face text encoder by hub id or folder
+    # (CLIP text, T5 encoder, BERT-like), frozen. Only pretrained ones take free text.
     encoder: str = "onehot"
     dim: int = 64  # token width of the `learned` encoder (onehot is always num_classes wide)
     max_length: int = 0  # tokens kept per prompt by a pretrained encoder; 0 = what the model allows
     cond_drop: float = 0.1  # per-sample probability of training on the null condition (for CFG)
-    # training only, pretrained encoders: Gaussian noise on each caption's token states, this
-    # many times their RMS, so that nearby (unseen) phrasings are trained on too
-    noise: float = 0.0
-    # pretrained encoders: what the backbone attends to. tokens: the encoder's token states;
-    # sentence: one token, the sentence embedding (mean-pooled states, unit norm: paraphrases of
-    # a caption land close); both: the sentence token, then the token states
+    noise: float = 0.0  # pretrained encoders, training only: Gaussian noise x RMS on the tokens
+    # pretrained: tokens (hidden states) | sentence (one token: the sentence embedding) | both
     pooling: str = "tokens"
 
     section = "text"
@@ -150,9 +145,9 @@ class DataConfig(Section):
     dataset: str = "fashion-mnist"
     data_dir: Optional[str] = None  # the dataset's files (folder: the folder); None searches the usual places
     subset: int = 0  # use only the first N training images (0 = all); `overfit` uses a handful
-    # class-labelled datasets: `templates` (names and synonyms in a few templates, ~27 per class)
-    # or `bank` (also hundreds per class from WordNet: kinds, definitions, parts; Fashion-MNIST)
+    # labelled datasets: templates (names in a few templates) | bank (+ hundreds per class, Fashion-MNIST)
     captions: str = "templates"
+    template_share: float = 0.0  # with the bank: share of draws from the templates (0: uniform)
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
     # folder / hf only: images are resized (shorter side) and centre-cropped to this square
     image_size: int = 64
@@ -166,7 +161,7 @@ class DataConfig(Section):
 
     section = "data"
     rules = {"dataset": _choice(DATASET_NAMES), "subset": _at_least(0),
-             "captions": _choice(("templates", "bank")),
+             "captions": _choice(("templates", "bank")), "template_share": _between(0, 1),
              "image_size": _at_least(1), "channels": _choice((1, 3))}
 
 

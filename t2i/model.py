@@ -121,6 +121,22 @@ def interval(t: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
     return torch.zeros_like(t) if s is None else s - t
 
 
+class TextMLP(nn.Module):
+    """One step of the text stream (model.text_stream): the text tokens refined by their own
+    pre-norm MLP, residually, before a block attends to them (the flow-matching design's
+    separate text MLPs, as in MMDiT). The output layer starts at zero, so an untrained stream
+    is the identity and the model starts as plain cross-attention to the encoder's tokens."""
+
+    def __init__(self, dim: int, mlp_ratio: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return context + self.mlp(self.norm(context))
+
+
 class DiT(nn.Module):
     def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int,
                  two_times: bool = False):
@@ -147,6 +163,8 @@ class DiT(nn.Module):
             raise ValueError(f"unknown attention {cfg.attention!r}; one of ['linear', 'softmax']")
         self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear")
                                     for _ in range(cfg.depth))
+        self.text_blocks = (nn.ModuleList(TextMLP(D, cfg.mlp_ratio) for _ in range(cfg.depth))
+                            if cfg.text_stream else None)
         self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
         self.out = nn.Linear(D, C * p * p)
@@ -171,6 +189,8 @@ class DiT(nn.Module):
             # identity and the network as a function of the patch embedding alone.
             nn.init.zeros_(block.ada[-1].weight)
             nn.init.zeros_(block.ada[-1].bias)
+        for text_block in self.text_blocks or ():
+            nn.init.zeros_(text_block.mlp[-1].weight)  # the text stream starts as the identity
         # Zero final modulation and output layer: the untrained model predicts exactly 0, a
         # harmless start for any objective (DiT section 3.2).
         nn.init.zeros_(self.final_ada[-1].weight)
@@ -205,7 +225,9 @@ class DiT(nn.Module):
             c = c + self.h_embed(timestep_embedding(interval(t, s), self.t_freq).to(h.dtype))
         elif s is not None:
             raise ValueError("this backbone was built for one time; few-step objectives need two_times")
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            if self.text_blocks is not None:
+                context = self.text_blocks[i](context)
             h = block(h, c, context, mask)
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         h = self.out(modulate(self.final_norm(h), shift, scale))  # (B, N, C*p*p)
@@ -227,6 +249,8 @@ class UNet(nn.Module):
             from diffusers import UNet2DConditionModel
         except ImportError:
             raise ImportError("model.backbone=unet needs diffusers: pip install 't2i[vae]'") from None
+        if cfg.text_stream:
+            raise ValueError("model.text_stream is a DiT option; the U-Net attends to the projected tokens")
 
         C, H, W = image_shape
         widths = tuple(int(c) for c in cfg.unet_channels.split(","))

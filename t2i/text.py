@@ -54,17 +54,13 @@ def drop_condition(tokens: torch.Tensor, mask: torch.Tensor, null_tokens: torch.
             torch.where(d[:, None], null_mask, mask))
 
 
-def perturb_tokens(inputs: Inputs, scale: float, generator: Optional[torch.Generator] = None) -> Inputs:
-    """A pretrained encoder's (tokens, mask) with Gaussian noise of `scale` times the tokens'
-    RMS added to the real tokens: the model then learns the image for a small neighbourhood of
-    each caption in the encoder's space rather than for the caption alone. Class indices (the
-    class encoders' inputs) are returned as they are."""
-    if not scale or not isinstance(inputs, tuple):
-        return inputs
-    tokens, mask = inputs
+def perturb_tokens(tokens: torch.Tensor, mask: torch.Tensor, scale: float,
+                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """`tokens` with Gaussian noise of `scale` times their RMS (over real tokens) added to the
+    real tokens; padding stays as it is."""
     rms = tokens[mask].pow(2).mean().sqrt()
     noise = torch.randn(tokens.shape, generator=generator, dtype=tokens.dtype, device=tokens.device)
-    return tokens + noise * (scale * rms) * mask[..., None], mask
+    return tokens + noise * (scale * rms) * mask[..., None].to(tokens.dtype)
 
 
 def sentence_embedding(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -256,12 +252,16 @@ class PretrainedTextEncoder(TextEncoder):
 
     prompts = "free text"
 
-    def __init__(self, name: str, max_length: int = 0, batch: int = 256, pooling: str = "tokens"):
+    def __init__(self, name: str, max_length: int = 0, batch: int = 256, pooling: str = "tokens",
+                 noise: float = 0.0):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"text.pooling must be one of {POOLINGS}, not {pooling!r}")
         self.name = name
         self.pooling = pooling
+        # In training mode only: noise on what the backbone sees (after pooling), so the model
+        # learns the image for a neighbourhood of each caption, not for the caption alone.
+        self.noise = noise
         tokenizer, model = load_text_model(name)
         self.tokenizer = tokenizer
         tokenizer.padding_side = "right"  # real tokens first: batches are trimmed at the right
@@ -343,7 +343,13 @@ class PretrainedTextEncoder(TextEncoder):
         return tokens[:, :length], mask[:, :length]
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens, mask = inputs
+        tokens, mask = self.pool(*inputs)
+        if self.training and self.noise:
+            tokens = perturb_tokens(tokens, mask, self.noise)
+        return tokens, mask
+
+    def pool(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's token states as `pooling` says."""
         if self.pooling == "tokens":
             return tokens, mask
         sentence = sentence_embedding(tokens, mask)[:, None] * self.dim ** 0.5  # unit-RMS entries
@@ -355,7 +361,7 @@ class PretrainedTextEncoder(TextEncoder):
     def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._null is None:  # encoded once: training asks for it every step
             self._null = self._encode([""])
-        tokens, mask = self(move(self._null, self.device))
+        tokens, mask = self.pool(*move(self._null, self.device))  # the null is never perturbed
         return tokens.expand(batch, -1, -1), mask.expand(batch, -1)
 
 
@@ -381,4 +387,4 @@ def build_text_encoder(cfg, classes: Optional[Classes]) -> TextEncoder:
     dataset, where only `none` or a pretrained encoder make sense)."""
     if cfg.encoder in ENCODERS:
         return ENCODERS[cfg.encoder](cfg, classes)
-    return PretrainedTextEncoder(cfg.encoder, cfg.max_length, pooling=cfg.pooling)
+    return PretrainedTextEncoder(cfg.encoder, cfg.max_length, pooling=cfg.pooling, noise=cfg.noise)

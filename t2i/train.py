@@ -38,7 +38,7 @@ from .paths import interpolate
 from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from .progress import Tracker
 from .runtime import autocast, init_distributed, main_process_first, rank_and_world
-from .text import PretrainedTextEncoder, drop_condition, move, perturb_tokens
+from .text import PretrainedTextEncoder, drop_condition, move
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +261,7 @@ class Trainer(TrainingLoop):
         x, _ = self.data.batch(idx)
         if not self.config.latent:  # pixel space: the codec may resize (latents come cached)
             x = self.codec.encode(x)
-        text_inputs = self.networks["text"].tokenize(self.data.captions_of(idx, u))
-        text_inputs = move(perturb_tokens(text_inputs, self.config.text.noise), self.device)
+        text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
         return x.to(self.device), text_inputs
 
     def train_step(self) -> dict:

@@ -104,3 +104,17 @@ def test_the_shipped_bank_is_what_the_script_makes():
     spec.loader.exec_module(module)
     shipped = json.loads((ROOT / "t2i" / "assets" / "fashion-mnist-captions.json").read_text())
     assert module.build_bank(module.WordNet()) == shipped["classes"]
+
+
+def test_template_share_draws_that_share_of_captions_from_the_templates():
+    labels = torch.full((4000,), 7)
+    classes = FASHION_MNIST.with_bank()
+    templates = set(FASHION_MNIST.training_captions()[7])
+    everything = classes.training_captions()[7]
+    u = torch.rand(4000, generator=torch.Generator().manual_seed(0))
+    for share in (0.0, 0.5, 1.0):
+        data = ImageDataset(torch.zeros(4000, 1, 4, 4, dtype=torch.uint8), labels, classes, template_share=share)
+        drawn = data.captions_of(torch.arange(4000), u)
+        expected = share + (1 - share) * len(templates) / len(everything)
+        assert abs(sum(c in templates for c in drawn) / 4000 - expected) < 0.03
+        assert set(drawn) <= set(everything) and (share == 1.0 or len(set(drawn) - templates) > 100)

@@ -122,3 +122,20 @@ def test_unet_backbone_shapes_zero_start_and_masking():
         build_backbone(dataclasses.replace(cfg, unet_channels="16,32,32,32"), (1, 28, 28), 10)
     with pytest.raises(ValueError, match="backbone"):
         build_backbone(dataclasses.replace(cfg, backbone="mamba"), (1, 28, 28), 10)
+
+
+def test_text_stream_starts_as_the_identity_then_refines_the_tokens():
+    plain = DiT(CFG, (1, 28, 28), text_dim=8)
+    _perturb(plain)
+    stream = DiT(dataclasses.replace(CFG, text_stream=True), (1, 28, 28), text_dim=8)
+    missing, unexpected = stream.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("text_blocks.") for k in missing)
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
+    torch.testing.assert_close(stream(x, t, tokens, mask), plain(x, t, tokens, mask))
+    _perturb(stream.text_blocks)
+    out = stream(x, t, tokens, mask)
+    assert not torch.allclose(out, plain(x, t, tokens, mask))
+    garbage = tokens.clone()
+    garbage[~mask] = 100.0  # the stream is per token: padding still changes nothing
+    torch.testing.assert_close(stream(x, t, garbage, mask), out)

@@ -192,12 +192,16 @@ def test_sentence_pooling_shapes_masks_and_null(tiny_text_models, pooling):
         PretrainedTextEncoder(str(tiny_text_models["bert"]), pooling="max")
 
 
-def test_token_noise_is_relative_masked_and_leaves_class_indices_alone():
+def test_token_noise_is_relative_masked_and_only_in_training(tiny_text_models):
     tokens = torch.full((2, 3, 64), 2.0)
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    noisy, same_mask = perturb_tokens((tokens, mask), 0.5, torch.Generator().manual_seed(0))
-    assert torch.equal(same_mask, mask) and torch.equal(noisy[~mask], tokens[~mask])
-    spread = (noisy - tokens)[mask].std().item()
-    assert 0.9 < spread < 1.1  # 0.5 x RMS 2
-    labels = torch.tensor([3, 4])
-    assert perturb_tokens(labels, 0.5) is labels and perturb_tokens((tokens, mask), 0.0)[0] is tokens
+    noisy = perturb_tokens(tokens, mask, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(noisy[~mask], tokens[~mask])
+    assert 0.9 < (noisy - tokens)[mask].std().item() < 1.1  # 0.5 x RMS 2
+    e = PretrainedTextEncoder(str(tiny_text_models["bert"]), pooling="sentence", noise=0.5)
+    inputs = e.tokenize(["a bag", "a dress"])
+    clean = e.eval()(inputs)[0]
+    assert torch.equal(e(inputs)[0], clean)  # evaluation / sampling: no noise
+    e.train()
+    assert not torch.allclose(e(inputs)[0], clean)
+    assert torch.equal(e.null(2)[0], e.eval().null(2)[0])  # the null is never perturbed

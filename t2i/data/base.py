@@ -3,6 +3,7 @@ example), the epoch sampler that walks it, and the error a bad data file raises.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,10 +26,16 @@ class ImageDataset:
     labels: torch.Tensor
     classes: Optional[Classes] = None
     captions: Optional[list[list[str]]] = None
+    # With a caption bank: the share of draws taken from the class's own templates (its names
+    # in a few templates) rather than from all its captions (data.template_share).
+    template_share: float = 0.0
 
     def __post_init__(self):
-        # Each class's training captions, looked up per example when batches are drawn.
+        # Each class's training captions, looked up per example when batches are drawn; the
+        # templates come first (Classes.training_captions).
         self._class_captions = self.classes.training_captions() if self.classes else None
+        self._templates = ([len(c) for c in dataclasses.replace(self.classes, bank=()).training_captions()]
+                           if self.classes else None)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -47,7 +54,13 @@ class ImageDataset:
         if self.captions is not None:
             options = [self.captions[int(i)] for i in idx]
         else:
-            options = [self._class_captions[int(y)] for y in self.labels[np.asarray(idx)]]
+            labels = self.labels[np.asarray(idx)].tolist()
+            options = [self._class_captions[int(y)] for y in labels]
+            if self.template_share and self.classes.bank:  # u < share: a template, rescaled
+                share = self.template_share
+                options = [o[:self._templates[int(y)]] if x < share else o
+                           for o, y, x in zip(options, labels, u.tolist())]
+                u = torch.where(u < share, u / share, (u - share) / max(1 - share, 1e-12))
         return [o[min(int(x * len(o)), len(o) - 1)] for o, x in zip(options, u.tolist())]
 
     def sample_prompts(self, k: int = 10) -> list[str]:

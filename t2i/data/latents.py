@@ -129,4 +129,5 @@ def open_latent_cache(config, codec, data: Optional[ImageDataset] = None, rebuil
         build_latent_cache(path, expected, codec, data, progress=progress)
         log.info("latent cache built in %.1f s", time.perf_counter() - start)
     return LatentDataset(np.load(path / "latents.npy", mmap_mode="r"),
-                         np.load(path / "labels.npy", mmap_mode="r"), data.classes, data.captions)
+                         np.load(path / "labels.npy", mmap_mode="r"), data.classes, data.captions,
+                         data.template_share)

@@ -69,7 +69,9 @@ def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDatas
     if split not in spec.splits:
         raise DataError(f"the {cfg.dataset} dataset has no {split} split")
     data = spec.load(cfg, split, cfg.subset if split == "train" else 0, progress)
-    return dataclasses.replace(data, classes=classes) if (classes := dataset_classes(cfg)) else data
+    if (classes := dataset_classes(cfg)) is None:
+        return data
+    return dataclasses.replace(data, classes=classes, template_share=cfg.template_share)
 
 
 def dataset_classes(cfg) -> Optional[Classes]:

@@ -1,0 +1,116 @@
+"""Held-out prompts in the README: each prompt's accuracy over an arm's seeds, and a grid of
+the prompts drawn by one checkpoint.
+
+    # per-prompt accuracy (mean over the seeds' reports), class by class, worst ten first
+    python benchmarks/text_study.py prompts --dir study --arm bankf-sentence --set paraphrases
+    # one row per class, one column per held-out prompt (first seed)
+    python benchmarks/text_study.py grid --checkpoint RUN --set paraphrases --out grid.png
+    # what the text side alone allows: held-out prompts classified from MiniLM's sentence
+    # embeddings by their nearest training caption and by a linear probe on the captions
+    python benchmarks/text_study.py ceiling
+
+Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
+(DIR/ARM/seedS/eval_SET.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from t2i.captions import FASHION_MNIST
+from t2i.evaluation import class_prompts
+from t2i.images import make_grid
+from t2i.pipeline import Pipeline
+from t2i.text import PretrainedTextEncoder, sentence_embedding
+
+
+def prompts_table(args) -> None:
+    reports = [json.loads(f.read_text()) for f in
+               sorted((Path(args.dir) / args.arm).glob(f"seed*/eval_{args.set}.json"))]
+    if not reports:
+        raise SystemExit(f"no {args.set} reports in {Path(args.dir) / args.arm}")
+    sets = reports[0]["protocol"]["prompt_list"]
+    names = list(reports[0]["per_class"])
+    mean = {p: statistics.mean(r["per_prompt"][p] for r in reports) for ps in sets for p in ps}
+    worst = sorted(mean, key=lambda p: (mean[p], p))[:10]
+    print(f"Worst ten ({len(reports)} seed(s)): " + "; ".join(f'"{p}" {mean[p]:.0%}' for p in worst))
+    print()
+    print("| class | accuracy | prompts (accuracy) |")
+    print("| --- | --- | --- |")
+    for name, ps in zip(names, sets):
+        cells = "; ".join(f'"{p}" {mean[p]:.0%}' for p in ps)
+        print(f"| {name} | {statistics.mean(mean[p] for p in ps):.0%} | {cells} |")
+
+
+def grid(args) -> None:
+    pipe = Pipeline.from_pretrained(args.checkpoint)
+    sets = class_prompts(pipe, args.set)
+    width = max(len(ps) for ps in sets)
+    rows = [pipe(ps, seed=args.seed, num_per_prompt=1) for ps in sets]
+    # rows of unequal length are padded with white
+    images = [torch.cat([r, r.new_ones(width - len(r), *r.shape[1:])]) for r in rows]
+    make_grid(torch.cat(images), ncol=width, scale=2).save(args.out)
+    print(f"wrote {args.out}: {len(sets)} classes x {width} prompts, seed {args.seed}")
+
+
+def ceiling(args) -> None:
+    """1-NN and a linear probe (softmax regression on the unit-norm sentence embeddings, 300
+    full-batch Adam steps, deterministic) from training captions to classes, scored on the
+    held-out sets: roughly the best a model conditioned on the sentence embedding can do."""
+    encoder = PretrainedTextEncoder(args.encoder)
+
+    def embed(prompts):
+        return torch.cat([sentence_embedding(*encoder.encode(prompts[i:i + 256]))
+                          for i in range(0, len(prompts), 256)])
+
+    print("| training captions | captions | held-out set | nearest caption | linear probe |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, classes in [("templates", FASHION_MNIST), ("bank", FASHION_MNIST.with_bank())]:
+        caps = classes.training_captions()
+        x = embed([c for cs in caps for c in cs])
+        y = torch.tensor([k for k, cs in enumerate(caps) for _ in cs])
+        torch.manual_seed(0)
+        w, b = torch.zeros(x.shape[1], len(caps), requires_grad=True), torch.zeros(len(caps), requires_grad=True)
+        opt = torch.optim.Adam([w, b], lr=0.05)
+        for _ in range(300):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(10 * x @ w + b, y) + 1e-4 * w.pow(2).sum()
+            loss.backward()
+            opt.step()
+        for which in ("paraphrases", "heldout"):
+            sets = getattr(classes, which)
+            q = embed([p for ps in sets for p in ps])
+            truth = torch.tensor([k for k, ps in enumerate(sets) for _ in ps])
+            nearest = (y[(q @ x.T).argmax(1)] == truth).double().mean().item()
+            probe = ((10 * q @ w + b).argmax(1) == truth).double().mean().item()
+            print(f"| {name} | {len(x)} | {which} ({len(q)}) | {nearest:.1%} | {probe:.1%} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("prompts", help="per-prompt accuracy table of an arm")
+    t.add_argument("--dir", required=True)
+    t.add_argument("--arm", required=True)
+    t.add_argument("--set", default="paraphrases", choices=["paraphrases", "heldout"])
+    t.set_defaults(fn=prompts_table)
+    g = sub.add_parser("grid", help="one row per class, one column per held-out prompt")
+    g.add_argument("--checkpoint", required=True)
+    g.add_argument("--set", default="paraphrases", choices=["paraphrases", "heldout"])
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True)
+    g.set_defaults(fn=grid)
+    c = sub.add_parser("ceiling", help="held-out accuracy of the text side alone")
+    c.add_argument("--encoder", default="minilm")
+    c.set_defaults(fn=ceiling)
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ from t2i.captions import FASHION_MNIST
 from t2i.evaluation import class_prompts
 from t2i.images import make_grid
 from t2i.pipeline import Pipeline
-from t2i.text import PretrainedTextEncoder, sentence_embedding
+from t2i.text import PretrainedTextEncoder
 
 
 def prompts_table(args) -> None:
@@ -62,11 +62,7 @@ def ceiling(args) -> None:
     """1-NN and a linear probe (softmax regression on the unit-norm sentence embeddings, 300
     full-batch Adam steps, deterministic) from training captions to classes, scored on the
     held-out sets: roughly the best a model conditioned on the sentence embedding can do."""
-    encoder = PretrainedTextEncoder(args.encoder)
-
-    def embed(prompts):
-        return torch.cat([sentence_embedding(*encoder.encode(prompts[i:i + 256]))
-                          for i in range(0, len(prompts), 256)])
+    embed = PretrainedTextEncoder(args.encoder).sentence_embeddings
 
     print("| training captions | captions | held-out set | nearest caption | linear probe |")
     print("| --- | --- | --- | --- | --- |")

@@ -63,13 +63,16 @@ class Classes:
     def __len__(self) -> int:
         return len(self.names)
 
+    def template_captions(self) -> list[list[str]]:
+        """Per class: every template applied to the name and each synonym, without repeats."""
+        return [list(dict.fromkeys(caption(word, t) for word in (name, *extra) for t in self.templates))
+                for name, extra in zip(self.names, self.synonyms)]
+
     def training_captions(self) -> list[list[str]]:
-        """Per class: every template applied to the name and each synonym, then the bank (if
-        loaded), without repeats."""
+        """Per class: its template captions, then the bank (if loaded), without repeats."""
         banks = self.bank or ((),) * len(self.names)
-        return [list(dict.fromkeys([*(caption(word, t) for word in (name, *extra) for t in self.templates),
-                                    *bank]))
-                for name, extra, bank in zip(self.names, self.synonyms, banks)]
+        return [list(dict.fromkeys([*templates, *bank]))
+                for templates, bank in zip(self.template_captions(), banks)]
 
     def lookup(self) -> dict[str, int]:
         """Every training caption (normalised), and each class's display name, to its label:

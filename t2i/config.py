@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import ClassVar, Optional
 
 # The names the registries below the config resolve (tests/test_config.py keeps them equal to
-# BACKBONES, OBJECTIVES, SAMPLERS, DATASETS and the LR schedules): checked here, when a config
-# is built, so a typo fails before training rather than after it.
+# BACKBONES, OBJECTIVES, SAMPLERS, DATASETS, text POOLINGS and the LR schedules): checked here,
+# when a config is built, so a typo fails before training rather than after it.
 BACKBONE_NAMES = ("dit", "unet")
 OBJECTIVE_NAMES = ("eps", "flow", "meanflow", "shortcut", "v", "x0")
 PAIRING_NAMES = ("independent", "ot")
@@ -29,6 +29,7 @@ SAMPLER_NAMES = ("ddim", "ddpm", "euler", "fewstep", "heun")
 DATASET_NAMES = ("cifar10", "fashion-mnist", "folder", "hf", "mnist")
 SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+POOLING_NAMES = ("both", "sentence", "tokens")
 
 
 class ConfigError(ValueError):
@@ -128,14 +129,13 @@ class TextConfig(Section):
     max_length: int = 0  # tokens kept per prompt by a pretrained encoder; 0 = what the model allows
     cond_drop: float = 0.1  # per-sample probability of training on the null condition (for CFG)
     noise: float = 0.0  # pretrained encoders, training only: Gaussian noise x RMS on the tokens
-    # pretrained: tokens (hidden states) | sentence (one token: the sentence embedding) | both
-    pooling: str = "tokens"
+    pooling: str = "tokens"  # pretrained: tokens | sentence (1 token: the sentence embedding) | both
 
     section = "text"
     rules = {"encoder": ((lambda v, c: bool(v.strip())), "none, onehot, learned, minilm, or a hub "
                          "id / folder of a Hugging Face text encoder"),
              "dim": _at_least(1), "max_length": _at_least(0), "cond_drop": _between(0, 1),
-             "noise": _at_least(0, "a number"), "pooling": _choice(("tokens", "sentence", "both"))}
+             "noise": _at_least(0, "a number"), "pooling": _choice(POOLING_NAMES)}
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from .fsutil import cache_root
 from .pipeline import Pipeline
-from .text import PretrainedTextEncoder, sentence_embedding
+from .text import PretrainedTextEncoder
 
 
 @dataclass
@@ -54,18 +52,10 @@ class Explainer:
         self.captions = [c for caps in per_class for c in caps]
         self.labels = [classes.names[k] for k, caps in enumerate(per_class) for _ in caps]
         text.precompute(classes.all_captions(), cache_root(pipe.config.data) / "text")
-        self.embeddings = self.embed(self.captions)
-
-    @torch.no_grad()
-    def embed(self, prompts: list[str]) -> torch.Tensor:
-        """Sentence embeddings [N, D]: hidden states mean-pooled over real tokens, unit norm."""
-        out = []
-        for i in range(0, len(prompts), 256):
-            out.append(sentence_embedding(*self.text.tokenize(prompts[i:i + 256])))
-        return torch.cat(out)
+        self.embeddings = text.sentence_embeddings(self.captions)
 
     def explain(self, prompts: list[str], k: int = 5) -> list[Explanation]:
-        sims = self.embed(prompts) @ self.embeddings.T  # [P, captions]
+        sims = self.text.sentence_embeddings(prompts) @ self.embeddings.T  # [P, captions]
         out = []
         for prompt, row in zip(prompts, sims):
             top = row.topk(min(k, len(row)))

@@ -332,6 +332,12 @@ class PretrainedTextEncoder(TextEncoder):
                  " (from the cache)" if hit else "")
         return info
 
+    def sentence_embeddings(self, prompts: list[str]) -> torch.Tensor:
+        """[N, D] `sentence_embedding` of each prompt (whatever `pooling` hands the backbone),
+        in batches; cached captions are looked up."""
+        return torch.cat([sentence_embedding(*self.tokenize(prompts[i:i + self.batch]))
+                          for i in range(0, len(prompts), self.batch)])
+
     def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self._index.get(p) for p in prompts]
         if None in rows:  # a prompt outside the cached caption set: encode the batch as it comes

@@ -33,6 +33,7 @@ def test_config_names_are_the_registries():
     from t2i.objectives import OBJECTIVES, PAIRINGS
     from t2i.runtime import PRECISIONS
     from t2i.samplers import SAMPLERS
+    from t2i.text import POOLINGS
 
     assert set(config.BACKBONE_NAMES) == set(BACKBONES)
     assert set(config.OBJECTIVE_NAMES) == set(OBJECTIVES)
@@ -41,6 +42,7 @@ def test_config_names_are_the_registries():
     assert set(config.DATASET_NAMES) == set(DATASETS)
     assert set(config.SCHEDULE_NAMES) == set(SCHEDULES)
     assert set(config.PRECISIONS) == {"auto", *PRECISIONS}
+    assert set(config.POOLING_NAMES) == set(POOLINGS)
 
 
 @pytest.mark.parametrize("override, match", [

@@ -3,7 +3,6 @@ example), the epoch sampler that walks it, and the error a bad data file raises.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -34,8 +33,7 @@ class ImageDataset:
         # Each class's training captions, looked up per example when batches are drawn; the
         # templates come first (Classes.training_captions).
         self._class_captions = self.classes.training_captions() if self.classes else None
-        self._templates = ([len(c) for c in dataclasses.replace(self.classes, bank=()).training_captions()]
-                           if self.classes else None)
+        self._templates = [len(c) for c in self.classes.template_captions()] if self.classes else None
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -69,9 +69,9 @@ def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDatas
     if split not in spec.splits:
         raise DataError(f"the {cfg.dataset} dataset has no {split} split")
     data = spec.load(cfg, split, cfg.subset if split == "train" else 0, progress)
-    if (classes := dataset_classes(cfg)) is None:
+    if cfg.captions != "bank":
         return data
-    return dataclasses.replace(data, classes=classes, template_share=cfg.template_share)
+    return dataclasses.replace(data, classes=dataset_classes(cfg), template_share=cfg.template_share)
 
 
 def dataset_classes(cfg) -> Optional[Classes]:

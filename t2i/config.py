@@ -26,7 +26,7 @@ BACKBONE_NAMES = ("dit", "unet")
 OBJECTIVE_NAMES = ("eps", "flow", "meanflow", "shortcut", "v", "x0")
 PAIRING_NAMES = ("independent", "ot")
 SAMPLER_NAMES = ("ddim", "ddpm", "euler", "fewstep", "heun")
-DATASET_NAMES = ("cifar10", "fashion-mnist", "folder", "hf", "mnist")
+DATASET_NAMES = ("cifar10", "emoji", "fashion-mnist", "folder", "hf", "mnist")
 SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 POOLING_NAMES = ("both", "sentence", "tokens")
@@ -82,13 +82,9 @@ def _between(low, high):
     return (lambda v, c: low <= v <= high), f"a number in [{low}, {high}]"
 
 
-def _int_list(v, c) -> bool:
-    parts = v.split(",")
-    return all(p.strip().isdigit() and int(p) > 0 for p in parts)
-
-
 POSITIVE = (lambda v, c: v > 0), "a number > 0"
-INT_LIST = _int_list, "comma-separated positive integers, e.g. 16,32,64"
+INT_LIST = ((lambda v, c: all(p.strip().isdigit() and int(p) > 0 for p in v.split(","))),
+            "comma-separated positive integers, e.g. 16,32,64")
 
 
 @dataclass(frozen=True)
@@ -141,15 +137,17 @@ class TextConfig(Section):
 @dataclass(frozen=True)
 class DataConfig(Section):
     # fashion-mnist | mnist | cifar10 (class-labelled, captioned from templates) | folder
-    # (images + captions.jsonl/.csv in data_dir) | hf (a Hugging Face dataset: hf_name)
+    # (images + captions.jsonl/.csv in data_dir) | hf (a Hugging Face dataset: hf_name) | emoji
     dataset: str = "fashion-mnist"
     data_dir: Optional[str] = None  # the dataset's files (folder: the folder); None searches the usual places
     subset: int = 0  # use only the first N training images (0 = all); `overfit` uses a handful
+    holdout: int = 0  # the last N of those are kept out of training: validation loss (train.eval_every)
     # labelled datasets: templates (names in a few templates) | bank (+ hundreds per class, Fashion-MNIST)
     captions: str = "templates"
     template_share: float = 0.0  # with the bank: share of draws from the templates (0: uniform)
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
-    # folder / hf only: images are resized (shorter side) and centre-cropped to this square
+    font: Optional[str] = None  # emoji: the Noto Color Emoji font; None searches the usual font paths
+    # folder / hf / emoji: images are resized (shorter side) and centre-cropped to this square
     image_size: int = 64
     channels: int = 3  # 3 = RGB, 1 = grayscale
     hf_name: str = ""  # hub id or local path, e.g. jackyhate/text-to-image-2M
@@ -160,7 +158,7 @@ class DataConfig(Section):
     caption_column: str = ""  # "" = the first of caption, text, prompt, ...; `json.prompt` reaches into a dict
 
     section = "data"
-    rules = {"dataset": _choice(DATASET_NAMES), "subset": _at_least(0),
+    rules = {"dataset": _choice(DATASET_NAMES), "subset": _at_least(0), "holdout": _at_least(0),
              "captions": _choice(("templates", "bank")), "template_share": _between(0, 1),
              "image_size": _at_least(1), "channels": _choice((1, 3))}
 

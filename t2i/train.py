@@ -27,8 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
-from .data import ImageDataset, dataset_spec, load_dataset, open_latent_cache
-from .evaluation import Reference, evaluate_pipeline
+from .data import ImageDataset, load_dataset, open_latent_cache
+from .evaluation import evaluate, has_evaluator, reference_for, validation_loss
 from .fewstep import FEW_STEP, fold_guidance, jvp
 from .fsutil import cache_root
 from .images import make_grid, seed_rows
@@ -135,6 +135,11 @@ class Trainer(TrainingLoop):
         if self.teacher is not None:  # the teacher runs at the precision training settled on
             self.teacher.dtype = self.dtype
         self.reference = None  # the evaluation's reference features, built at the first eval
+        self.validation = None  # the held-out images (data.holdout), read at the first eval
+        if config.train.eval_every and not (has_evaluator(config.data) or config.data.holdout):
+            log.warning("train.eval_every=%d: t2i has no judge for %s; set data.holdout=N to "
+                        "log the validation loss on N held-out images", config.train.eval_every,
+                        config.data.dataset)
         if ckpt is not None:
             self.resume(ckpt)
         log.info("model: %.2fM parameters, device %s, precision %s, %d process(es)",
@@ -314,41 +319,62 @@ class Trainer(TrainingLoop):
         return path
 
     def write_eval(self, tracker: Tracker) -> dict:
-        """A quick evaluation of the EMA weights (see evaluation/) logged under eval/."""
+        """A quick evaluation of the EMA weights by the dataset's judge (see evaluation/),
+        logged under eval/."""
         n, pipe = self.config.train.eval_n_per_class, self.pipeline()
         if self.reference is None:
-            self.reference = Reference.for_pipeline(pipe, n)
-        report = evaluate_pipeline(pipe, self.reference, n)  # sampled as the config says
-        metrics = {key: report[key] for key in ("accuracy", "fd", "precision", "recall")}
+            self.reference = reference_for(pipe, n)
+        report = evaluate(pipe, self.reference, n)  # sampled as the config says
+        metrics = {key: report[key] for key in report["headline"] if report[key] is not None}
         for key, value in metrics.items():
             tracker.scalar(f"eval/{key}", value, self.step)
-        # Against training minutes too (the TensorBoard axis is steps): `t2i figures` draws
-        # quality over CPU time from this file.
-        with open(self.out_dir / EVAL_LOG, "a") as f:
-            f.write(json.dumps({"step": self.step, "minutes": self.elapsed / 60, **metrics,
-                                "n_per_class": n, "real_floor": {
-                                    k: self.reference.floor[k] for k in metrics}}) + "\n")
-        log.info("step %d: accuracy %.3f, FD %.2f (real %.2f), precision %.3f, recall %.3f",
-                 self.step, report["accuracy"], report["fd"], self.reference.floor["fd"],
-                 report["precision"], report["recall"])
+        self.log_eval({**metrics, "n_per_class": n,
+                       "real_floor": {k: report["real_floor"][k] for k in metrics}})
+        log.info("step %d: %s", self.step, ", ".join(
+            f"{k} {v:.3f} (real {report['real_floor'][k]:.3f})" for k, v in metrics.items()))
         return report
 
+    def log_eval(self, record: dict) -> None:
+        """One line of eval.jsonl: `t2i figures` draws quality over CPU time from it (the
+        TensorBoard axis is steps)."""
+        with open(self.out_dir / EVAL_LOG, "a") as f:
+            f.write(json.dumps({"step": self.step, "minutes": self.elapsed / 60, **record}) + "\n")
+
+    def write_validation(self, tracker: Tracker) -> dict[str, float]:
+        """The EMA model's validation loss (evaluation/validation.py) on data.holdout images."""
+        if self.validation is None:
+            self.validation = load_dataset(self.config.data, "val", progress=False)
+        metrics = validation_loss(self.pipeline(), self.codec, self.validation)
+        for key, value in metrics.items():
+            tracker.scalar(f"val/{key[4:]}", value, self.step)
+        self.log_eval(metrics)
+        log.info("step %d: validation loss %.4f (%d held-out images)", self.step,
+                 metrics["val_loss"], len(self.validation))
+        return metrics
+
     def evaluates(self) -> bool:
-        """Whether the run evaluates as it trains: asked to, on a dataset with a shipped
-        evaluation classifier."""
-        return bool(self.config.train.eval_every) and dataset_spec(self.config.data).classifier
+        """Whether the run evaluates as it trains: asked to, on a dataset with a judge."""
+        return bool(self.config.train.eval_every) and has_evaluator(self.config.data)
+
+    def evaluation(self, tracker: Tracker) -> None:
+        """The judge's quick evaluation where the dataset has one, and the validation loss
+        where images are held out."""
+        if self.evaluates():
+            self.write_eval(tracker)
+        if self.config.data.holdout:
+            self.write_validation(tracker)
 
     def periodic(self, tracker: Tracker) -> None:
         tc = self.config.train
         if tc.sample_every and self.step % tc.sample_every == 0:
             self.write_samples(tracker)
-        if tc.eval_every and self.step % tc.eval_every == 0 and self.evaluates():
-            self.write_eval(tracker)
+        if tc.eval_every and self.step % tc.eval_every == 0:
+            self.evaluation(tracker)
 
     def finish(self, tracker: Tracker, checkpoint: Path) -> Path:
         log.info("samples: %s", self.write_samples(tracker))
-        if self.evaluates() and self.step % self.config.train.eval_every:
-            self.write_eval(tracker)  # the quality curve ends where training did
+        if self.config.train.eval_every and self.step % self.config.train.eval_every:
+            self.evaluation(tracker)  # the quality curve ends where training did
         return checkpoint
 
 

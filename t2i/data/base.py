@@ -3,6 +3,7 @@ example), the epoch sampler that walks it, and the error a bad data file raises.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -41,6 +42,11 @@ class ImageDataset:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
+
+    def take(self, rows: slice) -> "ImageDataset":
+        """The examples `rows` (a slice: a memory-mapped dataset stays memory-mapped)."""
+        return dataclasses.replace(self, images=self.images[rows], labels=self.labels[rows],
+                                   captions=self.captions[rows] if self.captions is not None else None)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images scaled to [-1, 1] and their labels."""

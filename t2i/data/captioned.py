@@ -315,10 +315,13 @@ def build_image_cache(path: Path, records: Iterator[Record], count: int | None, 
     return manifest
 
 
-def open_image_cache(cfg, rebuild: bool = False, progress: bool = True) -> ImageDataset:
+def open_image_cache(cfg, rebuild: bool = False, progress: bool = True,
+                     source: Optional[Callable] = None) -> "CaptionedDataset":
     """The captioned dataset of a `DataConfig`, memory-mapped from its image cache, which is
-    built on first use and rebuilt when the source or the settings changed."""
-    count, records, fingerprint, rejected = (folder_records if cfg.dataset == "folder" else hf_records)(cfg)
+    built on first use and rebuilt when the source or the settings changed. `source(cfg)` gives
+    (count, records, fingerprint, rejected); by default the folder's or the HF dataset's."""
+    source = source or (folder_records if cfg.dataset == "folder" else hf_records)
+    count, records, fingerprint, rejected = source(cfg)
     expected = {"format": CACHE_FORMAT, "data": dataclasses.asdict(cfg) | {"cache_dir": None},
                 **fingerprint}
     path = image_cache_path(cfg)

@@ -16,6 +16,7 @@ from ..captions import CIFAR10, FASHION_MNIST, MNIST, Classes
 from .base import DataError, ImageDataset
 from .captioned import open_image_cache
 from .cifar import load_cifar10
+from .emoji import load_emoji
 from .idx import load_idx_dataset
 
 
@@ -51,6 +52,9 @@ DATASETS: dict[str, DatasetSpec] = {
     # a memory-mapped image cache (captioned.py).
     "folder": DatasetSpec(_captioned, _captioned_shape, splits=("train",)),
     "hf": DatasetSpec(_captioned, _captioned_shape, splits=("train",)),
+    # Noto Color Emoji rendered into an image cache, captioned with the Unicode names (emoji.py).
+    "emoji": DatasetSpec(lambda cfg, split, subset, progress: load_emoji(cfg, progress=progress),
+                         _captioned_shape, splits=("train",), classifier="emoji_classifier"),
 }
 
 
@@ -62,13 +66,23 @@ def dataset_spec(cfg) -> DatasetSpec:
 
 
 def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDataset:
-    """The dataset named by a `DataConfig` (`progress`: a bar while an image cache is built)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    """The dataset named by a `DataConfig` (`progress`: a bar while an image cache is built).
+    "val" is the last `data.holdout` images of the training set, which "train" then leaves out."""
+    if split not in ("train", "test", "val"):
+        raise ValueError(f"split must be 'train', 'test' or 'val', not {split!r}")
     spec = dataset_spec(cfg)
-    if split not in spec.splits:
+    if split == "val" and not cfg.holdout:
+        raise DataError("no validation images: set data.holdout=N to keep N images out of training")
+    if split not in spec.splits + ("val",):
         raise DataError(f"the {cfg.dataset} dataset has no {split} split")
-    data = spec.load(cfg, split, cfg.subset if split == "train" else 0, progress)
+    data = spec.load(cfg, "test" if split == "test" else "train", cfg.subset if split != "test" else 0,
+                     progress)
+    if split != "test" and cfg.holdout:
+        if cfg.holdout >= len(data):
+            raise DataError(f"data.holdout={cfg.holdout} leaves nothing to train on: the training "
+                            f"set has {len(data)} images")
+        data = data.take(slice(len(data) - cfg.holdout, None) if split == "val"
+                         else slice(0, len(data) - cfg.holdout))
     if cfg.captions != "bank":
         return data
     return dataclasses.replace(data, classes=dataset_classes(cfg), template_share=cfg.template_share)

@@ -15,15 +15,13 @@ test accuracy). Reported:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..checkpoint import load_training_state, resolve_checkpoint
 from ..data import dataset_spec, load_fashion_mnist
 from ..pipeline import Pipeline
-from .classifier import features_and_predictions, load_classifier
+from .classifier import CLASSIFIER, features_and_predictions, load_classifier
 from .metrics import frechet_distance, inception_fid, precision_recall
 
 
@@ -50,9 +48,9 @@ class Reference:
     def for_pipeline(cls, pipe: Pipeline, n_per_class: int,
                      reference_images: int = 10_000) -> "Reference":
         """The reference for evaluating `pipe` with n_per_class images per class prompt."""
-        if not dataset_spec(pipe.config.data).classifier:
-            raise ValueError(f"evaluation judges Fashion-MNIST models (its classifier and test set); "
-                             f"this checkpoint was trained on {pipe.config.data.dataset}")
+        if dataset_spec(pipe.config.data).classifier != CLASSIFIER:
+            raise ValueError(f"this protocol judges Fashion-MNIST models (its classifier and test "
+                             f"set); this checkpoint was trained on {pipe.config.data.dataset}")
         return cls(n_per_class * len(pipe.classes), pipe.config.data.data_dir,
                    reference_images=reference_images)
 
@@ -157,25 +155,7 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
         "confusion": confusion.tolist(),
         "real_floor": floor,
         "inception_fid": fid, "inception_note": note,
+        "headline": ["accuracy", "fd", "precision", "recall"],  # what training logs of it
         "sample_img_per_s": len(images) / seconds,
         "classifier_test_accuracy": reference.meta["test_accuracy"],
     }
-
-
-def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, seed: int = 0,
-                        inception: bool = False, reference_images: int = 10_000,
-                        prompts: str = "names", **sampling) -> dict:
-    """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes).
-    `sampling` as for `evaluate_pipeline`."""
-    ckpt = resolve_checkpoint(checkpoint)
-    pipe = Pipeline.from_pretrained(ckpt)
-    reference = Reference.for_pipeline(pipe, n_per_class, reference_images)
-    report = evaluate_pipeline(pipe, reference, n_per_class, seed, inception, prompts, **sampling)
-    state, _ = load_training_state(ckpt)
-    tc = pipe.config.train
-    report["run"] = {"checkpoint": str(ckpt), "preset": pipe.config.preset,
-                     "vae": pipe.config.vae.name or None, "text": pipe.config.text.encoder,
-                     "steps": state["step"],
-                     "train_minutes": state["elapsed"] / 60,
-                     "train_img_per_s": state["step"] * tc.batch_size * tc.grad_accum / max(state["elapsed"], 1e-9)}
-    return report

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .emoji import format_emoji_report
+
 
 def guidance_interval(protocol: dict) -> tuple[float, float]:
     """The protocol's guidance interval ((0, 1): every step; reports before it had none)."""
@@ -64,7 +66,9 @@ def update_readme(readme: str | Path, report_files: list[Path]) -> None:
 def format_report(report: dict) -> str:
     """The terminal summary of a report: each metric beside its real-data floor, then each
     class's accuracy and the classes it was most often mistaken for, then (where classes had
-    several prompts) the ten prompts that missed most."""
+    several prompts) the ten prompts that missed most. An emoji report has its own summary."""
+    if report["protocol"].get("dataset") == "emoji":
+        return format_emoji_report(report)
     p, floor = report["protocol"], report["real_floor"]
     lines = [f"{p['images']} images from the class {p.get('prompts', 'names')} ("
              f"{sampling_label(p)}, {report['sample_img_per_s']:.1f} img/s) "

@@ -91,14 +91,16 @@ def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
     """Accuracy and FD of the evaluations during training (one JSON line each: minutes, step,
     metrics, real floor) against training CPU minutes: how long is worth training."""
     lines = Path(eval_log).read_text().splitlines() if Path(eval_log).exists() else []
-    records = [json.loads(line) for line in lines if line.strip()]
+    # The judge's lines (the validation loss has lines of its own, without FD).
+    records = [r for r in (json.loads(line) for line in lines if line.strip()) if "fd" in r]
     if not records:
         raise FileNotFoundError(f"no evaluations in {eval_log}: train with train.eval_every=N")
     plt = pyplot()
     minutes = [r["minutes"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, key, label in ((axes[0], "accuracy", "accuracy (prompted class)"),
-                           (axes[1], "fd", "FD (classifier features)")):
+    first = ("accuracy", "accuracy (prompted class)") if "accuracy" in records[0] else (
+        "group_accuracy", "group accuracy (emoji judge)")
+    for ax, key, label in ((axes[0], *first), (axes[1], "fd", "FD (classifier features)")):
         ax.plot(minutes, [r[key] for r in records], "o-", label="generated")
         ax.axhline(records[-1]["real_floor"][key], color="gray", ls="--", label="real images")
         ax.set_xlabel("training CPU minutes")
@@ -117,7 +119,7 @@ def training_curves(run_dir: str | Path, path: str | Path) -> Path:
     plt = pyplot()
     events = EventAccumulator(str(Path(run_dir, "tb")), size_guidance={"scalars": 0})
     events.Reload()
-    tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "vae/"))]
+    tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "val/", "vae/"))]
     if not tags:
         raise FileNotFoundError(f"no training scalars in {Path(run_dir, 'tb')}")
     cols = 3

@@ -74,11 +74,15 @@ class Pipeline:
         return dataset_info(self.config.data)["classes"]
 
     def default_prompts(self) -> list[str]:
-        """The class names of a labelled training set; a captioned one has none to offer."""
-        if self.classes is None:
+        """The class names of a labelled training set, else the dataset's example prompts (a
+        captioned folder has none to offer)."""
+        if self.classes is not None:
+            return list(self.classes.names)
+        examples = dataset_info(self.config.data)["examples"]
+        if not examples:
             raise ValueError("this model was trained on free-form captions, not classes: "
                              "give the prompts (--prompt TEXT)")
-        return list(self.classes.names)
+        return examples
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from states of the backbone's space (for progressive views: the

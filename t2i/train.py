@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
-from .data import ImageDataset, load_dataset, open_latent_cache
+from .data import ImageDataset, dataset_info, load_dataset, open_latent_cache
 from .evaluation import evaluate, has_evaluator, reference_for, validation_loss
 from .fewstep import FEW_STEP, fold_guidance, jvp
 from .fsutil import cache_root
@@ -304,8 +304,9 @@ class Trainer(TrainingLoop):
         return Pipeline(self.config, self.ema, self.device, self.config.train.precision, self.codec)
 
     def sample_grid(self, seeds: int = 2):
-        """One column per class, one row per seed, from the EMA weights."""
-        names = self.data.sample_prompts()
+        """One column per class (or example prompt of the dataset), one row per seed, from the
+        EMA weights."""
+        names = dataset_info(self.config.data)["examples"] or self.data.sample_prompts()
         images = self.pipeline()(names, num_per_prompt=seeds, seed=0)  # (P*S, C, H, W), by prompt
         return make_grid(seed_rows(images, len(names)), ncol=len(names), scale=2)
 

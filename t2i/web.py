@@ -136,10 +136,14 @@ class Demo:
         return [name for name in SAMPLERS if name != "fewstep" or self.pipe.objective.few_step]
 
     def examples(self) -> list[str]:
-        """Class names; with a pretrained encoder, held-out paraphrases for half the classes."""
+        """Class names; with a pretrained encoder, held-out paraphrases for half the classes;
+        a captioned dataset's example prompts (emoji: "a purple heart"), if it has any."""
         classes = self.pipe.classes
         if classes is None:
-            return []
+            try:
+                return self.pipe.default_prompts()
+            except ValueError:
+                return []
         if self.pipe.networks["text"].prompts != "free text":
             return list(classes.names)
         half = len(classes) // 2

@@ -1,4 +1,5 @@
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -9,6 +10,31 @@ from t2i.presets import get_preset
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def skip_without(what: str) -> None:
+    """Skip a test that needs a system package here — but fail in CI (T2I_REQUIRE_EMOJI=1),
+    which installs them, so the emoji tests never pass by not running."""
+    if os.environ.get("T2I_REQUIRE_EMOJI"):
+        pytest.fail(f"{what} is missing, and T2I_REQUIRE_EMOJI is set")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def missing():
+    """`skip_without`, for tests that find out for themselves what they lack."""
+    return skip_without
+
+
+@pytest.fixture(scope="session")
+def emoji_font():
+    """The Noto Color Emoji font (Debian fonts-noto-color-emoji), or a skip."""
+    from t2i.data import DataError
+    from t2i.data.emoji import find_font
+    try:
+        return find_font()
+    except DataError:
+        skip_without("fonts-noto-color-emoji")
 
 
 @pytest.fixture

@@ -146,13 +146,33 @@ def test_captioned_folder_trains_with_a_pretrained_encoder(tmp_path, debug_confi
     cfg = _with(debug_config.override([
         "data.dataset=folder", f"data.data_dir={folder}", "data.image_size=16", "data.subset=0",
         f"data.cache_dir={tmp_path / 'cache'}", f"text.encoder={tiny_text_models['bert']}",
-        "model.patch_size=4"]), steps=3, batch_size=4)
-    Trainer(cfg, tmp_path / "run", progress=False).train()
+        "model.patch_size=4", "data.holdout=1"]), steps=3, batch_size=4, eval_every=2)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    assert len(trainer.data) == 3  # one image held out for the validation loss
+    trainer.train()
     assert (tmp_path / "run" / "samples").is_dir()  # the final grid used the dataset's captions
+    # No judge for a folder: evaluation during training is the validation loss, at steps 2 and 3.
+    lines = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 3]
+    assert all(math.isfinite(r["val_loss"]) and "fd" not in r for r in lines)
+    assert set(lines[0]) >= {"val_loss_t0.2", "val_loss_t0.8", "minutes"}
     pipe = Pipeline.from_pretrained(tmp_path / "run", device="cpu")
     assert pipe(["a photo of a long coat"], steps=2).shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match="free-form captions"):
         pipe.default_prompts()
+
+
+def test_debug_trains_on_emoji_evaluates_and_samples(tmp_path, tiny_text_models, emoji_font):
+    cfg = _with(get_preset("debug").override([
+        "data.dataset=emoji", "data.image_size=28", "data.subset=64", f"data.cache_dir={tmp_path}",
+        f"text.encoder={tiny_text_models['bert']}"]), steps=4, eval_every=4, eval_n_per_class=1)
+    Trainer(cfg, tmp_path / "run", progress=False).train()
+    record = json.loads((tmp_path / "run" / "eval.jsonl").read_text().splitlines()[0])
+    assert record["step"] == 4 and 0 <= record["colour_accuracy"] <= 1
+    assert record["real_floor"]["group_accuracy"] > 0.8
+    pipe = Pipeline.from_pretrained(tmp_path / "run", device="cpu")
+    images = pipe(["a purple heart", "a smiling cat"], steps=2)
+    assert images.shape == (2, 3, 28, 28) and torch.isfinite(images).all()
 
 
 @pytest.mark.parametrize("overrides, sampler", [

@@ -16,15 +16,17 @@ EVAL_COMMANDS = ("report", "sweep", "readme", "train-classifier")
 
 def add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a checkpoint; sweeps; README table; classifier",
-                       description="Measure models in t2i's Fashion-MNIST classifier's feature "
-                                   "space. `t2i eval --checkpoint DIR` is `t2i eval report "
-                                   "--checkpoint DIR`.")
+                       description="Measure models with t2i's own judges: Fashion-MNIST models "
+                                   "by its Fashion-MNIST classifier, emoji models by its emoji "
+                                   "classifier and colour names. `t2i eval --checkpoint DIR` is "
+                                   "`t2i eval report --checkpoint DIR`.")
     esub = e.add_subparsers(dest="what", required=True)
     r = esub.add_parser("report", help="accuracy, FD, precision, recall of a checkpoint",
-                        description="Generate N images per class prompt; report accuracy, FD, "
-                                    "precision and recall, each beside its real-data floor; "
-                                    "write a JSON report (default: RUN/eval_<checkpoint>_"
-                                    "<sampler><steps>_cfg<scale>.json).")
+                        description="Generate N images per class prompt (emoji: per prompt of "
+                                    "its seen and held-out sets); report accuracy (emoji: group, "
+                                    "colour and retrieval accuracy), FD, precision and recall, "
+                                    "each beside its real-data floor; write a JSON report "
+                                    "(default: RUN/eval_<checkpoint>_<sampler><steps>_cfg<scale>.json).")
     add_protocol_arguments(r)
     r.add_argument("--prompts", choices=list(evaluation.PROMPT_SETS), default="names",
                    help="prompt each class by its name, or by its held-out paraphrases (never "
@@ -46,8 +48,11 @@ def add_eval(sub) -> None:
     m.add_argument("--reports", nargs="+", required=True, help="report JSON files, one row each")
     m.add_argument("--readme", default="README.md", help="the file to update")
     m.set_defaults(fn=cmd_eval_readme)
-    c = esub.add_parser("train-classifier", help="retrain the evaluation classifier (deterministic)")
+    c = esub.add_parser("train-classifier", help="retrain an evaluation classifier (deterministic)")
+    c.add_argument("--dataset", choices=["fashion-mnist", "emoji"], default="fashion-mnist",
+                   help="whose judge: Fashion-MNIST's CNN, or the emoji group/subgroup CNN")
     c.add_argument("--out", default="classifier", help="output directory (default classifier/)")
+    c.add_argument("--font", help="emoji: the Noto Color Emoji font (default: the usual font paths)")
     add_data_dir(c)
     c.set_defaults(fn=cmd_eval_train_classifier)
 
@@ -55,7 +60,8 @@ def add_eval(sub) -> None:
 def add_protocol_arguments(p) -> None:
     """What `report` and `sweep` share: the checkpoint, the protocol's size and its sampling."""
     p.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
-    p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
+    p.add_argument("--n-per-class", type=int, default=100,
+                   help="generated images per class (emoji: per prompt)")
     add_sampling_arguments(p)  # the checkpoint's own sampling, as `t2i sample` draws
     p.add_argument("--reference-images", type=int, default=10_000,
                    help="test images in the reference set (all 10,000 by default; fewer only "
@@ -93,7 +99,10 @@ def cmd_eval_readme(args) -> int:
 
 
 def cmd_eval_train_classifier(args) -> int:
-    acc = evaluation.train_classifier(args.out, data_dir=args.data_dir, progress=not args.quiet)
+    if args.dataset == "emoji":
+        acc = evaluation.train_emoji_classifier(args.out, font=args.font, progress=not args.quiet)
+    else:
+        acc = evaluation.train_classifier(args.out, data_dir=args.data_dir, progress=not args.quiet)
     print(f"classifier test accuracy {acc:.4f}; weights in {args.out}")
     return 0
 

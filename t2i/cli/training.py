@@ -79,12 +79,14 @@ def add_prepare(sub) -> None:
 def cmd_prepare(args) -> int:
     cfg = build_config(args)
     done = []
-    if is_labelled(cfg.data):
-        data = load_dataset(cfg.data, "train")
-    else:  # a captioned folder or HF dataset: its image cache, built if stale (or forced)
-        data = open_image_cache(cfg.data, rebuild=args.force, progress=not args.quiet)
-        done.append(f"image cache {image_cache_path(cfg.data)}: {len(data)} images of shape "
-                    f"{'x'.join(map(str, data.shape))}")
+    if args.force and cfg.data.dataset in ("folder", "hf"):
+        open_image_cache(cfg.data, rebuild=True, progress=not args.quiet)
+    # A captioned dataset's image cache is built here if stale; the training images are what
+    # a latent cache encodes (without data.holdout's).
+    data = load_dataset(cfg.data, "train", progress=not args.quiet)
+    if not is_labelled(cfg.data):
+        done.append(f"image cache {image_cache_path(cfg.data)}: {len(data)} training images of "
+                    f"shape {'x'.join(map(str, data.shape))}")
     if cfg.latent:
         codec = load_codec(cfg)
         latents = open_latent_cache(cfg, codec, data, rebuild=True, force=args.force,

@@ -12,7 +12,8 @@ size, a mode that does not convert, no caption.
 
 Folder layout: `captions.jsonl` (one `{"file": ..., "caption": ...}` per line) or
 `captions.csv` (header with `file,caption`), paths relative to the folder. An image listed on
-several lines gets several captions; training draws one at random each time.
+several lines gets several captions; training draws one at random each time. A folder without
+either is captioned from its file and folder names (filenames.py: clip-art collections).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..fsutil import atomic_directory, cache_root
 from .base import DataError, ImageDataset
+from .filenames import filename_rows
 
 log = logging.getLogger(__name__)
 
@@ -182,19 +184,27 @@ def folder_records(cfg) -> tuple[int, Iterator[Record], dict, Counter]:
     if not cfg.data_dir:
         raise DataError("data.dataset=folder needs the folder: --data-dir DIR (or data.data_dir=DIR)")
     root = Path(cfg.data_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
     found = [root / f for f in CAPTION_FILES if (root / f).is_file()]
-    if not found:
-        raise DataError(f"{root}: no {' or '.join(CAPTION_FILES)} (one image path and caption per row)")
     rejected: Counter = Counter()
-    rows = _read_rows(found[0], rejected)
+    if found:
+        rows, source = _read_rows(found[0], rejected), found[0]
+        captions_text = found[0].read_bytes()
+    else:  # no caption file: captions from the file and folder names (filenames.py)
+        rows, source = filename_rows(root), root
+        captions_text = json.dumps(rows).encode()
+        if not rows:
+            raise DataError(f"{root}: no {' or '.join(CAPTION_FILES)} and no images to caption "
+                            "from their file names")
     objects = [r for r in rows if isinstance(r, dict)]
     if len(objects) < len(rows):
         rejected["bad row"] += len(rows) - len(objects)
     if not objects:
-        raise DataError(f"{found[0]}: no usable rows (skipped: {dict(rejected)})")
+        raise DataError(f"{source}: no usable rows (skipped: {dict(rejected)})")
     keys = list(dict.fromkeys(k for r in objects for k in r))
-    image_key = _pick(keys, cfg.image_column, IMAGE_KEYS, "image", str(found[0]))
-    caption_key = _pick(keys, cfg.caption_column, CAPTION_KEYS, "caption", str(found[0]))
+    image_key = _pick(keys, cfg.image_column, IMAGE_KEYS, "image", str(source))
+    caption_key = _pick(keys, cfg.caption_column, CAPTION_KEYS, "caption", str(source))
     by_image: dict[str, list[str]] = {}
     for row in objects:
         try:
@@ -215,7 +225,7 @@ def folder_records(cfg) -> tuple[int, Iterator[Record], dict, Counter]:
             continue
         items.append((name, path, caps))
         stats.append((name, st.st_size, st.st_mtime_ns))  # a changed image rebuilds the cache
-    fingerprint = {"captions_sha256": hashlib.sha256(found[0].read_bytes()).hexdigest(),
+    fingerprint = {"captions_sha256": hashlib.sha256(captions_text).hexdigest(),
                    "files_sha256": hashlib.sha256(json.dumps(stats).encode()).hexdigest()}
 
     def records():
@@ -267,9 +277,14 @@ def hf_records(cfg) -> tuple[int | None, Iterator[Record], dict, Counter]:
 
 # ----------------------------------------------------------------------------- the image cache
 
+# Data settings that do not change what the image cache holds: where it lives, and how many of
+# its images training leaves out (registry.load_dataset takes them off after).
+NOT_CACHED = ("cache_dir", "holdout")
+
+
 def image_cache_path(cfg) -> Path:
     """A folder of the run's cache root named by the data config."""
-    key = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k != "cache_dir"},
+    key = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_CACHED},
                      sort_keys=True)
     return cache_root(cfg) / "images" / f"{cfg.dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
@@ -322,7 +337,7 @@ def open_image_cache(cfg, rebuild: bool = False, progress: bool = True,
     (count, records, fingerprint, rejected); by default the folder's or the HF dataset's."""
     source = source or (folder_records if cfg.dataset == "folder" else hf_records)
     count, records, fingerprint, rejected = source(cfg)
-    expected = {"format": CACHE_FORMAT, "data": dataclasses.asdict(cfg) | {"cache_dir": None},
+    expected = {"format": CACHE_FORMAT, "data": dataclasses.asdict(cfg) | dict.fromkeys(NOT_CACHED),
                 **fingerprint}
     path = image_cache_path(cfg)
     manifest_file = path / "manifest.json"

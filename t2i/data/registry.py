@@ -28,6 +28,7 @@ class DatasetSpec:
     splits: tuple[str, ...] = ("train", "test")
     # The evaluation classifier shipped in t2i/assets for this dataset (see evaluation/), if any.
     classifier: Optional[str] = None
+    examples: tuple[str, ...] = ()  # prompts to offer (CLI, demo) when there are no class names
 
 
 def _captioned(cfg, split, subset, progress):
@@ -54,7 +55,9 @@ DATASETS: dict[str, DatasetSpec] = {
     "hf": DatasetSpec(_captioned, _captioned_shape, splits=("train",)),
     # Noto Color Emoji rendered into an image cache, captioned with the Unicode names (emoji.py).
     "emoji": DatasetSpec(lambda cfg, split, subset, progress: load_emoji(cfg, progress=progress),
-                         _captioned_shape, splits=("train",), classifier="emoji_classifier"),
+                         _captioned_shape, splits=("train",), classifier="emoji_classifier",
+                         examples=("a purple heart", "a smiling cat", "a red apple", "a rocket",
+                                   "a dog face", "a blue book", "a green heart", "a grinning face")),
 }
 
 
@@ -100,9 +103,10 @@ def dataset_classes(cfg) -> Optional[Classes]:
 
 
 def dataset_info(cfg) -> dict:
-    """What a model needs to know of its dataset without loading it: the image shape and, for
-    a labelled dataset, its classes (else None)."""
-    return {"shape": dataset_spec(cfg).shape(cfg), "classes": dataset_classes(cfg)}
+    """What a model needs to know of its dataset without loading it: the image shape, for
+    a labelled dataset its classes (else None), and example prompts."""
+    spec = dataset_spec(cfg)
+    return {"shape": spec.shape(cfg), "classes": dataset_classes(cfg), "examples": list(spec.examples)}
 
 
 def is_labelled(cfg) -> bool:

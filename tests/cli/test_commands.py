@@ -31,7 +31,7 @@ def test_train_then_sample_on_debug(tmp_path, capsys):
 
 REPORT_KEYS = {"protocol", "accuracy", "fd", "precision", "recall", "per_class", "per_prompt", "confusion",
                "real_floor", "inception_fid", "inception_note", "sample_img_per_s",
-               "classifier_test_accuracy", "run"}
+               "classifier_test_accuracy", "run", "headline"}
 
 
 def test_eval_report_schema_table_and_default_path(tmp_path, capsys):

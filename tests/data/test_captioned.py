@@ -94,7 +94,9 @@ def test_csv_captions_and_grayscale(folder, tmp_path):
 
 
 def test_folder_errors_say_what_is_missing(tmp_path):
-    with pytest.raises(DataError, match="captions.jsonl or captions.csv"):
+    with pytest.raises(DataError, match="no such folder"):
+        load_dataset(folder_config(tmp_path / "nowhere", tmp_path))
+    with pytest.raises(DataError, match="captions.jsonl or captions.csv and no images"):
         load_dataset(folder_config(tmp_path, tmp_path))
     (tmp_path / "captions.jsonl").write_text(json.dumps({"file": "x.png", "words": "x"}) + "\n")
     with pytest.raises(DataError, match="caption_column"):
@@ -192,3 +194,17 @@ def test_every_kind_of_bad_row_and_file_is_skipped_and_counted(tmp_path, monkeyp
     # Nothing from outside the folder reached the cache: blue is nowhere in it.
     x, _ = data.batch(torch.arange(2))
     assert not ((x[:, 2] > 0.9) & (x[:, 0] < -0.9)).any()
+
+
+def test_a_folder_without_captions_is_captioned_from_its_file_names(tmp_path):
+    root = tmp_path / "clipart"
+    names = ["animals/birds/blue_bird_nicu_buculei_01.png", "animals/dog_nicu_buculei_01.png",
+             "food/red_apple_nicu_buculei_02.png", "shapes/star_95pt06step.png",
+             "shapes/flag_of_chile_anna_b_01.png", "shapes/flag_of_peru_anna_b_01.png", "notes.txt"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 10), "blue").save(root / name) if name.endswith(".png") else (root / name).write_text("x")
+    data = load_dataset(folder_config(root, tmp_path))
+    assert data.captions == [["blue bird", "blue bird (animals, birds)"], ["dog", "dog (animals)"],
+                             ["red apple", "red apple (food)"], ["flag of chile", "flag of chile (shapes)"],
+                             ["flag of peru", "flag of peru (shapes)"], ["star", "star (shapes)"]]

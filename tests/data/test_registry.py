@@ -14,7 +14,7 @@ from t2i.data import (
 def test_every_dataset_answers_shape_labels_and_evaluation_without_loading():
     expected = {"fashion-mnist": ((1, 28, 28), True, True), "mnist": ((1, 28, 28), True, False),
                 "cifar10": ((3, 32, 32), True, False), "folder": ((3, 64, 64), False, False),
-                "hf": ((3, 64, 64), False, False)}
+                "hf": ((3, 64, 64), False, False), "emoji": ((3, 64, 64), False, True)}
     assert set(DATASETS) == set(expected)
     for name, (shape, labelled, evaluable) in expected.items():
         cfg = DataConfig(dataset=name)
@@ -32,6 +32,19 @@ def test_unknown_dataset_and_missing_split_are_clear_errors():
         load_dataset(DataConfig(dataset="folder"), "test")
     with pytest.raises(ValueError, match="split"):
         load_dataset(DataConfig(), "validation")
+    with pytest.raises(DataError, match="data.holdout"):
+        load_dataset(DataConfig(), "val")
+
+
+def test_holdout_takes_the_last_images_out_of_training(tmp_path):
+    train = load_dataset(DataConfig(subset=100, holdout=10))
+    val = load_dataset(DataConfig(subset=100, holdout=10), "val")
+    every = load_dataset(DataConfig(subset=100))
+    assert len(train) == 90 and len(val) == 10
+    assert (train.images == every.images[:90]).all() and (val.images == every.images[90:]).all()
+    assert len(load_dataset(DataConfig(subset=100, holdout=10), "test")) == 10_000
+    with pytest.raises(DataError, match="nothing to train on"):
+        load_dataset(DataConfig(subset=10, holdout=10))
 
 
 def test_the_caption_bank_is_a_labelled_dataset_option():

@@ -28,8 +28,8 @@ from t2i.pipeline import Pipeline
 
 
 def table(args) -> None:
-    print("| arm | seeds | train img/s | " + " | ".join(HEADLINE) + " |")
-    print("|---" * (3 + len(HEADLINE)) + "|")
+    print("| arm | seeds | DiT CPU min | steps | train img/s | CFG | " + " | ".join(HEADLINE) + " |")
+    print("|---" * (6 + len(HEADLINE)) + "|")
     floor = None
     for arm in sorted(p for p in Path(args.dir).iterdir() if p.is_dir()):
         reports = [json.loads(f.read_text()) for f in sorted(arm.glob("seed*/eval.json"))]
@@ -39,11 +39,13 @@ def table(args) -> None:
         cells = []
         for key in HEADLINE:
             values = [r[key] for r in reports]
-            cells.append(f"{statistics.mean(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})")
-        speed = statistics.mean(r["run"]["train_img_per_s"] for r in reports)
-        print(f"| {arm.name} | {len(reports)} | {speed:.0f} | " + " | ".join(cells) + " |")
+            seeds = f" ({', '.join(f'{v:.3g}' for v in values)})" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.3g}{seeds}")
+        run = lambda key: statistics.mean(r["run"][key] for r in reports)  # noqa: E731
+        print(f"| {arm.name} | {len(reports)} | {run('train_minutes'):.0f} | {run('steps'):.0f} | "
+              f"{run('train_img_per_s'):.0f} | {reports[0]['protocol']['cfg']:g} | " + " | ".join(cells) + " |")
     if floor:
-        print("| real-data floor | | | " + " | ".join(f"{floor[k]:.3f}" for k in HEADLINE) + " |")
+        print("| real-data floor | | | | | | " + " | ".join(f"{floor[k]:.3g}" for k in HEADLINE) + " |")
 
 
 def grid(args) -> None:

@@ -155,15 +155,16 @@ def fmnist_text_fewstep() -> Config:
 
 def emoji() -> Config:
     """Colour emoji from their Unicode names (`data.dataset=emoji`, 1,603 training images of
-    Noto Color Emoji, 32x32 RGB), free text through the frozen all-MiniLM-L6-v2, 15 CPU minutes.
+    Noto Color Emoji, 32x32 RGB), free text through the frozen all-MiniLM-L6-v2, 30 CPU minutes.
     Pixel space, patch 4 (64 tokens): the README's emoji study measured it against our VAE's
-    latent space (`emoji-vae`, then `emoji-latent`) at equal minutes."""
+    latent space (`emoji-vae`, then `emoji-latent`) at equal minutes (15), and 30 minutes
+    against 15 (every metric better: each emoji is seen ~130 times instead of ~60)."""
     return Config(
         preset="emoji",
         model=ModelConfig(width=128, depth=6, patch_size=4),
         text=TextConfig(encoder="minilm"),
         data=DataConfig(dataset="emoji", image_size=32, channels=3),
-        train=TrainConfig(max_minutes=15.0, steps=100_000, batch_size=32, lr=3e-3,
+        train=TrainConfig(max_minutes=30.0, steps=100_000, batch_size=32, lr=3e-3,
                           eval_every=1000, eval_n_per_class=2),
         sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.2),
     )
@@ -178,7 +179,8 @@ def emoji_vae() -> Config:
 
 def emoji_latent() -> Config:
     """`emoji` in the latent space of our emoji VAE (train it first with the emoji-vae preset):
-    8x8x4 latents, patch 1 (the same 64 tokens), 10 minutes: 15 with the VAE's 5."""
+    8x8x4 latents, patch 1 (the same 64 tokens), 10 minutes: 15 with the VAE's 5, the study's
+    match for `emoji --max-minutes 15`."""
     base = emoji()
     return dataclasses.replace(
         base, preset="emoji-latent", model=dataclasses.replace(base.model, patch_size=1),

@@ -277,9 +277,10 @@ def hf_records(cfg) -> tuple[int | None, Iterator[Record], dict, Counter]:
 
 # ----------------------------------------------------------------------------- the image cache
 
-# Data settings that do not change what the image cache holds: where it lives, and how many of
-# its images training leaves out (registry.load_dataset takes them off after).
-NOT_CACHED = ("cache_dir", "holdout")
+# Data settings that do not change what the image cache holds: where it lives, how many of its
+# images training leaves out (registry.load_dataset takes them off after), and where the emoji
+# font was found (its file's size and date are in the emoji source's fingerprint instead).
+NOT_CACHED = ("cache_dir", "holdout", "font")
 
 
 def image_cache_path(cfg) -> Path:

@@ -112,6 +112,12 @@ def render(glyph: str, font: ImageFont.FreeTypeFont) -> Image.Image:
     return canvas
 
 
+def rows_of(caption_lists: list[list[str]]) -> list[dict]:
+    """The table row of each emoji's caption list (which starts with its display name)."""
+    by_name = {display_name(r["name"]): r for r in table()}
+    return [by_name[c[0]] for c in caption_lists]
+
+
 def _records(cfg):
     """The image-cache source (captioned.open_image_cache) of the emoji table and font."""
     path = find_font(cfg.font)
@@ -131,11 +137,8 @@ def load_emoji(cfg, heldout: bool = False, progress: bool = True) -> ImageDatase
     """The emoji dataset of a `DataConfig`, its labels the group of each emoji: the training
     set (every emoji but HELDOUT), or with `heldout` every emoji (what evaluation compares to)."""
     cache = open_image_cache(cfg, progress=progress, source=_records)
-    by_name = {r["name"]: r for r in table()}
-    names = [display_name(n) for n in by_name]
     index = {g: i for i, g in enumerate(groups())}
-    lookup = dict(zip(names, by_name.values()))
-    rows = [lookup[c[0]] for c in cache.captions]  # a caption list starts with the name
+    rows = rows_of(cache.captions)
     keep = [i for i, r in enumerate(rows) if heldout or r["name"] not in HELDOUT]
     keep = keep[:cfg.subset or None]
     images = torch.from_numpy(np.ascontiguousarray(cache.images[keep]))

@@ -31,7 +31,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import DataConfig
-from ..data.emoji import HELDOUT, colour_families, colour_words, display_name, load_emoji, table
+from ..data.emoji import (HELDOUT, colour_families, colour_words, display_name, load_emoji, rows_of,
+                          table)
 from .classifier import ASSETS
 from .colour import JUDGED, dominant_colours
 from .metrics import frechet_distance, precision_recall
@@ -73,8 +74,7 @@ def real_emoji(font: Optional[str] = None, progress: bool = False):
     """Every emoji (held-out ones too) at the judge's size: images in [-1, 1], the table rows."""
     data = load_emoji(DataConfig(dataset="emoji", image_size=SIZE, font=font), heldout=True,
                       progress=progress)
-    by_name = {display_name(r["name"]): r for r in table()}
-    return data.batch(torch.arange(len(data)))[0], [by_name[c[0]] for c in data.captions]
+    return data.batch(torch.arange(len(data)))[0], rows_of(data.captions)
 
 
 def shift(x: torch.Tensor, pixels: int = 2) -> torch.Tensor:
@@ -185,8 +185,8 @@ class EmojiReference:
         trained = self.trained.nonzero().squeeze(1)
         nearest = trained[torch.cdist(feats, self.features[trained]).argmin(1)]
         own = torch.tensor([self.index[m] for m in names]).repeat_interleave(n)
-        wanted = [colour_words(m)[0] if colour_words(m) and colour_words(m)[0] in JUDGED else None
-                  for m in names for _ in range(n)]
+        judged = [next((c for c in colour_words(m)[:1] if c in JUDGED), None) for m in names]
+        wanted = [w for w in judged for _ in range(n)]  # the colour of each image, None: unjudged
         colours = dominant_colours(images)
         colour_ok = [c == w for c, w in zip(colours, wanted) if w is not None]
         precision, recall = precision_recall(self.features, feats, self.k)
@@ -196,7 +196,7 @@ class EmojiReference:
             per_prompt[prompt_of(m)] = {
                 "group": (predicted[rows] == target[rows]).double().mean().item(),
                 "retrieval": (nearest[rows] == own[rows]).double().mean().item(),
-                "colour": (sum(c == wanted[i * n] for c in colours[rows]) / n) if wanted[i * n] else None,
+                "colour": (sum(c == judged[i] for c in colours[rows]) / n) if judged[i] else None,
                 "colours_drawn": sorted(set(colours[rows]))}
         return {"group_accuracy": (predicted == target).double().mean().item(),
                 "retrieval": (nearest == own).double().mean().item(),

@@ -60,6 +60,11 @@ class Classes:
             raise ValueError("data.captions=bank: this dataset has no caption bank (Fashion-MNIST has)")
         return dataclasses.replace(self, bank=asset_prompts(self.bank_file, self.names))
 
+    def photo_captions(self) -> "Classes":
+        """These classes captioned "a photo of a {name}" and nothing else (data.captions=photo:
+        the educational design's CIFAR-10 captions, exactly)."""
+        return dataclasses.replace(self, synonyms=((),) * len(self.names), templates=("a photo of {a} {name}",))
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -9,6 +9,9 @@
       manifest.json        size and SHA-256 of each file above, written last
 
 A run directory holds `checkpoints/step_*/` and a `checkpoints/latest` file naming the newest.
+An exported model (`export_model`) is a checkpoint with the EMA weights alone, in 16 bits, and
+the step and training time; the models shipped inside the package (assets/models/NAME) are
+exported ones, and a name that is not a path resolves to them.
 Each checkpoint is written to a temporary directory and renamed into place, so a crash leaves
 either the old set or the new one, never a half-written checkpoint that looks complete.
 
@@ -41,6 +44,21 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 MANIFEST = "manifest.json"
+SHIPPED = Path(__file__).parent / "assets" / "models"
+
+
+def run_directory(ckpt: Path) -> Path:
+    """Where a checkpoint's reports and figures go: its run directory (RUN/checkpoints/step_N),
+    or runs/NAME for a shipped model (the package's folder may be read-only)."""
+    ckpt = Path(ckpt)
+    return Path("runs") / ckpt.name if ckpt.parent == SHIPPED else ckpt.parent.parent
+
+
+def shipped_models() -> list[str]:
+    """The names of the models shipped inside the package (`t2i sample --checkpoint NAME`)."""
+    if not SHIPPED.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file())
 
 
 class CheckpointError(ValueError):
@@ -73,9 +91,10 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 def save_checkpoint(run_dir: Path, step: int, config: Config, model: dict[str, torch.Tensor],
                     ema: dict[str, torch.Tensor], extra_tensors: dict[str, torch.Tensor],
-                    state: dict, keep_last: int = 0) -> Path:
+                    state: dict, keep_last: int = 0, keep_every: int = 0) -> Path:
     """Write checkpoint `step` under run_dir/checkpoints atomically, point `latest` at it and
-    delete all but the newest `keep_last` (0 keeps all) — never the one just written."""
+    delete all but the newest `keep_last` (0 keeps all) and those whose step is a multiple of
+    `keep_every` (0: none) — never the one just written."""
     if keep_last < 0:
         raise ValueError(f"keep_last must be >= 0 (0 keeps every checkpoint), got {keep_last}")
     root = Path(run_dir) / CHECKPOINTS
@@ -88,15 +107,38 @@ def save_checkpoint(run_dir: Path, step: int, config: Config, model: dict[str, t
         if extra_tensors:
             save_file(_cpu(extra_tensors), tmp / "state.safetensors")
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)}
-                 for f in sorted(tmp.iterdir())}
-        (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=2))
+        _write_manifest(tmp)
     write_text_atomic(root / LATEST, final.name)
     if keep_last:
         for old in sorted(root.glob("step_*"))[:-keep_last]:
-            if old != final:
+            periodic = keep_every and int(old.name.split("_")[1]) % keep_every == 0
+            if old != final and not periodic:
                 shutil.rmtree(old)
     return final
+
+
+def _write_manifest(folder: Path) -> None:
+    """manifest.json: the size and SHA-256 of every file in `folder`, written last."""
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(folder.iterdir())}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=2))
+
+
+def export_model(ckpt: Path, out: Path, extras: Optional[dict[str, str]] = None,
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """A sampling-only copy of a checkpoint in `out` (replaced atomically): its config, the EMA
+    weights in `dtype` (16 bits halve the size; sampling computes in the precision it picks),
+    the step and training time it was trained for, and `extras` (file name -> text, e.g. an
+    evaluation report and a README); a manifest covers them all."""
+    state, _ = load_training_state(ckpt)
+    ema = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_weights(ckpt, "ema").items()}
+    with atomic_directory(Path(out)) as tmp:
+        (tmp / "config.json").write_text((Path(ckpt) / "config.json").read_text())
+        save_file(_cpu(ema), tmp / "ema.safetensors")
+        (tmp / "state.json").write_text(json.dumps({"step": state["step"], "elapsed": state["elapsed"]}, indent=2))
+        for name, text in (extras or {}).items():
+            (tmp / name).write_text(text)
+        _write_manifest(tmp)
+    return Path(out)
 
 
 def remove_stale_parts(run_dir: Path) -> list[Path]:
@@ -163,7 +205,9 @@ def checkpoint_problems(ckpt: Path) -> list[str]:
 def resolve_checkpoint(path: str | Path, latest: bool = True) -> Path:
     """A verified checkpoint directory from itself, or from a run directory (or its
     checkpoints/ directory): the one `latest` names or, if that one is damaged, the newest
-    intact one (the damaged ones are logged)."""
+    intact one (the damaged ones are logged). A name that is not a path is a shipped model's."""
+    if not Path(path).exists() and str(path) in shipped_models():
+        path = SHIPPED / str(path)
     path = Path(path)
     if (path / "config.json").is_file() or (path / MANIFEST).is_file():
         problems = checkpoint_problems(path)
@@ -185,8 +229,10 @@ def resolve_checkpoint(path: str | Path, latest: bool = True) -> Path:
                 return ckpt
             damaged.append(f"{ckpt.name}: {'; '.join(problems)}")
         raise CheckpointError(f"no intact checkpoint in {root}: " + "; ".join(damaged))
+    shipped = ", ".join(shipped_models()) or "none"
     raise FileNotFoundError(f"{path} is neither a checkpoint (no config.json) nor a run "
-                            f"directory with {CHECKPOINTS}/{LATEST}")
+                            f"directory with {CHECKPOINTS}/{LATEST}, nor the name of a shipped "
+                            f"model ({shipped})")
 
 
 def load_config(ckpt: Path) -> Config:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Optional
+
+from .fields import (INT_LIST, POSITIVE, ConfigError, Section, at_least, between, choice,
+                     parse)
 
 # The names the registries below the config resolve (tests/test_config.py keeps them equal to
 # BACKBONES, OBJECTIVES, SAMPLERS, DATASETS, text POOLINGS and the LR schedules): checked here,
@@ -30,61 +32,6 @@ DATASET_NAMES = ("cifar10", "emoji", "fashion-mnist", "folder", "hf", "mnist")
 SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 POOLING_NAMES = ("both", "sentence", "tokens")
-
-
-class ConfigError(ValueError):
-    """A config field holds a value of the wrong type or outside its allowed range."""
-
-
-class Section:
-    """A config section: after construction, every field is checked against its declared type
-    and against the section's `rules` (field -> (predicate, what is allowed))."""
-
-    section: ClassVar[str] = ""
-    rules: ClassVar[dict] = {}
-
-    def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = _typed(getattr(self, f.name), hints[f.name], f"{self.section}.{f.name}")
-            object.__setattr__(self, f.name, value)  # an int given for a float becomes a float
-        for key, (ok, allowed) in self.rules.items():
-            value = getattr(self, key)
-            if not ok(value, self):
-                raise ConfigError(f"{self.section}.{key}={value!r} is not allowed: must be {allowed}")
-
-
-def _typed(value, tp, key: str):
-    """`value` if it has type `tp` (int, float, bool, str, or Optional of those), an int as a
-    float for a float field; else a ConfigError. Floats must be finite."""
-    if typing.get_origin(tp) is typing.Union:
-        if value is None:
-            return None
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"{key}={value!r} is a {type(value).__name__}, expected {tp.__name__}")
-    if tp is float and not math.isfinite(value):
-        raise ConfigError(f"{key}={value!r} is not allowed: must be a finite number")
-    return value
-
-
-def _choice(names):
-    return (lambda v, c: v in names), "one of " + ", ".join(map(str, names))
-
-
-def _at_least(low, what="an integer"):
-    return (lambda v, c: v >= low), f"{what} >= {low}"
-
-
-def _between(low, high):
-    return (lambda v, c: low <= v <= high), f"a number in [{low}, {high}]"
-
-
-POSITIVE = (lambda v, c: v > 0), "a number > 0"
-INT_LIST = ((lambda v, c: all(p.strip().isdigit() and int(p) > 0 for p in v.split(","))),
-            "comma-separated positive integers, e.g. 16,32,64")
 
 
 @dataclass(frozen=True)
@@ -102,12 +49,12 @@ class ModelConfig(Section):
 
     section = "model"
     rules = {
-        "backbone": _choice(BACKBONE_NAMES), "width": _at_least(1), "depth": _at_least(1),
+        "backbone": choice(BACKBONE_NAMES), "width": at_least(1), "depth": at_least(1),
         "heads": ((lambda v, c: v >= 0 and c.width % (v or max(1, c.width // 64)) == 0),
                   "an integer >= 0 (0: width // 64) that divides model.width"),
-        "mlp_ratio": POSITIVE, "patch_size": _at_least(1),
-        "attention": _choice(("linear", "softmax")), "unet_channels": INT_LIST,
-        "layers_per_block": _at_least(1),
+        "mlp_ratio": POSITIVE, "patch_size": at_least(1),
+        "attention": choice(("linear", "softmax")), "unet_channels": INT_LIST,
+        "layers_per_block": at_least(1),
     }
 
     @property
@@ -130,8 +77,8 @@ class TextConfig(Section):
     section = "text"
     rules = {"encoder": ((lambda v, c: bool(v.strip())), "none, onehot, learned, minilm, or a hub "
                          "id / folder of a Hugging Face text encoder"),
-             "dim": _at_least(1), "max_length": _at_least(0), "cond_drop": _between(0, 1),
-             "noise": _at_least(0, "a number"), "pooling": _choice(POOLING_NAMES)}
+             "dim": at_least(1), "max_length": at_least(0), "cond_drop": between(0, 1),
+             "noise": at_least(0, "a number"), "pooling": choice(POOLING_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -142,7 +89,8 @@ class DataConfig(Section):
     data_dir: Optional[str] = None  # the dataset's files (folder: the folder); None searches the usual places
     subset: int = 0  # use only the first N training images (0 = all); `overfit` uses a handful
     holdout: int = 0  # the last N of those are kept out of training: validation loss (train.eval_every)
-    # labelled datasets: templates (names in a few templates) | bank (+ hundreds per class, Fashion-MNIST)
+    # labelled datasets: templates (names in a few templates) | bank (+ hundreds per class,
+    # Fashion-MNIST) | photo ("a photo of a {name}" only)
     captions: str = "templates"
     template_share: float = 0.0  # with the bank: share of draws from the templates (0: uniform)
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
@@ -158,9 +106,9 @@ class DataConfig(Section):
     caption_column: str = ""  # "" = the first of caption, text, prompt, ...; `json.prompt` reaches into a dict
 
     section = "data"
-    rules = {"dataset": _choice(DATASET_NAMES), "subset": _at_least(0), "holdout": _at_least(0),
-             "captions": _choice(("templates", "bank")), "template_share": _between(0, 1),
-             "image_size": _at_least(1), "channels": _choice((1, 3))}
+    rules = {"dataset": choice(DATASET_NAMES), "subset": at_least(0), "holdout": at_least(0),
+             "captions": choice(("templates", "bank", "photo")), "template_share": between(0, 1),
+             "image_size": at_least(1), "channels": choice((1, 3))}
 
 
 @dataclass(frozen=True)
@@ -179,9 +127,9 @@ class VAEConfig(Section):
     #                          gives a smoother latent space, less gives sharper reconstructions
 
     section = "vae"
-    rules = {"scale": _at_least(0, "a number"), "resolution": _at_least(0), "channels": INT_LIST,
-             "layers_per_block": _at_least(1), "latent_channels": _at_least(1),
-             "kl_weight": _at_least(0, "a number")}
+    rules = {"scale": at_least(0, "a number"), "resolution": at_least(0), "channels": INT_LIST,
+             "layers_per_block": at_least(1), "latent_channels": at_least(1),
+             "kl_weight": at_least(0, "a number")}
 
     def resolved_name(self) -> str:
         """`name` as an absolute path if it is a local folder (so a checkpoint or cache made
@@ -222,13 +170,13 @@ class ObjectiveConfig(Section):
     distill: bool = True
 
     section = "objective"
-    rules = {"kind": _choice(OBJECTIVE_NAMES), "t_sampling": _choice(("logit_normal", "uniform")),
-             "pairing": _choice(PAIRING_NAMES),
+    rules = {"kind": choice(OBJECTIVE_NAMES), "t_sampling": choice(("logit_normal", "uniform")),
+             "pairing": choice(PAIRING_NAMES),
              "logit_std": POSITIVE, "beta_a": POSITIVE, "beta_b": POSITIVE,
-             "s_min": _between(0, 1), "interval_fraction": _between(0, 1),
+             "s_min": between(0, 1), "interval_fraction": between(0, 1),
              "adaptive_p": ((lambda v, c: v >= 0 or v == -1), "a number >= 0, or -1 (the method's own)"),
              "step_grid": ((lambda v, c: v == "" or INT_LIST[0](v, c)), "step counts, e.g. 1,2,4, or empty"),
-             "guidance": _at_least(0, "a number"), "guidance_start": _between(0, 1),
+             "guidance": at_least(0, "a number"), "guidance_start": between(0, 1),
              "guidance_end": ((lambda v, c: c.guidance_start <= v <= 1),
                               "a number in [objective.guidance_start, 1]"),
              "s_max": ((lambda v, c: c.s_min < v <= 1), "a number in (objective.s_min, 1]")}
@@ -248,6 +196,8 @@ class TrainConfig(Section):
     schedule: str = "cosine"
     cycles: int = 4  # cosine_restarts only
     warmup_steps: int = 100
+    warmup_start: float = 0.0  # LR at the first warm-up step, as a fraction of lr (the
+    #                            flow-matching design's recipe starts at 0.1)
     min_lr_ratio: float = 0.1  # final LR as a fraction of lr for the cosine schedule
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16 uses a GradScaler, CUDA only)
@@ -265,6 +215,8 @@ class TrainConfig(Section):
     #                      to TensorBoard; Fashion-MNIST only); 0 = never. Not counted as training time.
     eval_n_per_class: int = 10  # images per class for those: small and noisy, but shows the trend
     keep_last: int = 3  # newest checkpoints kept on disk; 0 keeps every one
+    keep_every: int = 0  # also keep every checkpoint whose step is a multiple of this (0: none);
+    #                      `t2i figures progression` draws from them
     # Steps in a row whose loss or gradient is not finite (skipped, weights untouched) before the
     # run stops as diverged; the last good checkpoint stays `latest`.
     max_bad_steps: int = 3
@@ -273,16 +225,19 @@ class TrainConfig(Section):
 
     section = "train"
     rules = {
-        "steps": _at_least(1), "max_minutes": _at_least(0, "a number"), "batch_size": _at_least(1),
-        "grad_accum": _at_least(1), "lr": POSITIVE, "weight_decay": _at_least(0, "a number"),
-        "schedule": _choice(SCHEDULE_NAMES), "cycles": _at_least(1), "warmup_steps": _at_least(0),
-        "min_lr_ratio": _between(0, 1), "grad_clip": _at_least(0, "a number"),
-        "precision": _choice(PRECISIONS), "ema_decay": _between(0, 1),
+        "steps": at_least(1), "max_minutes": at_least(0, "a number"), "batch_size": at_least(1),
+        "grad_accum": at_least(1), "lr": POSITIVE, "weight_decay": at_least(0, "a number"),
+        "schedule": choice(SCHEDULE_NAMES), "cycles": at_least(1), "warmup_steps": at_least(0),
+        "warmup_start": between(0, 1),
+        "min_lr_ratio": between(0, 1), "grad_clip": at_least(0, "a number"),
+        "precision": choice(PRECISIONS), "ema_decay": between(0, 1),
         "device": ((lambda v, c: v == "auto" or v.split(":")[0] in ("cpu", "cuda", "mps")),
                    "auto, cpu, cuda[:N] or mps"),
-        "log_every": _at_least(1), "sample_every": _at_least(0), "ckpt_every": _at_least(0),
-        "eval_every": _at_least(0), "eval_n_per_class": _at_least(1),
-        "keep_last": ((lambda v, c: v >= 0), "an integer >= 0 (0 keeps every checkpoint)"), "max_bad_steps": _at_least(0),
+        "log_every": at_least(1), "sample_every": at_least(0), "ckpt_every": at_least(0),
+        "eval_every": at_least(0), "eval_n_per_class": at_least(1),
+        "keep_last": ((lambda v, c: v >= 0), "an integer >= 0 (0 keeps every checkpoint)"), "max_bad_steps": at_least(0),
+        "keep_every": ((lambda v, c: v == 0 or (c.ckpt_every > 0 and v % c.ckpt_every == 0)),
+                       "0, or a multiple of train.ckpt_every (checkpoints are written there)"),
     }
 
 
@@ -301,11 +256,17 @@ class SampleConfig(Section):
     # mode (Kynkäänniemi et al. 2024). 0 and 1 guide every step.
     cfg_start: float = 0.0
     cfg_end: float = 1.0
+    # The times sampling runs between (0 = pure noise, 1 = data); the objective may start later
+    # (eps models). The Fashion-MNIST x0 design steps noise levels 0.99 -> 0.01: t 0.01 -> 0.99.
+    t_start: float = 0.0
+    t_end: float = 1.0
 
     section = "sample"
-    rules = {"steps": _at_least(1), "cfg": _at_least(0, "a number"),
-             "sampler": _choice(SAMPLER_NAMES), "cfg_start": _between(0, 1),
-             "cfg_end": ((lambda v, c: c.cfg_start <= v <= 1), "a number in [sample.cfg_start, 1]")}
+    rules = {"steps": at_least(1), "cfg": at_least(0, "a number"),
+             "sampler": choice(SAMPLER_NAMES), "cfg_start": between(0, 1),
+             "cfg_end": ((lambda v, c: c.cfg_start <= v <= 1), "a number in [sample.cfg_start, 1]"),
+             "t_start": between(0, 1),
+             "t_end": ((lambda v, c: c.t_start < v <= 1), "a number in (sample.t_start, 1]")}
 
 
 @dataclass(frozen=True)
@@ -372,27 +333,6 @@ class Config:
             hints = typing.get_type_hints(type(sub))
             if name not in hints:
                 raise ValueError(f"unknown field {section}.{name}; one of {sorted(hints)}")
-            value = _parse(raw.strip(), hints[name], key)
+            value = parse(raw.strip(), hints[name], key)
             cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
         return cfg
-
-
-def _parse(raw: str, tp, key: str):
-    """Parse `raw` as type `tp` (int, float, bool, str or Optional of those)."""
-    if typing.get_origin(tp) is typing.Union:
-        if raw.lower() in ("none", "null", ""):
-            return None
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    try:
-        if tp is bool:
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if tp is int:
-            return int(float(raw)) if "e" in raw.lower() else int(raw)
-        return tp(raw)
-    except ValueError:
-        raise ValueError(f"{key}={raw!r} is not a valid {tp.__name__}") from None

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from .checkpoint import load_into
 from .data import load_dataset
 from .images import make_grid, pyplot, with_title
 from .paths import interpolate
@@ -42,13 +43,33 @@ def class_grid(pipe: Pipeline, seed: int, **kwargs) -> torch.Tensor:
 
 
 def seeds_gif(pipe: Pipeline, path: str | Path, seeds: int = 12, frame_ms: int = 500,
-              **kwargs) -> Path:
-    """An animated GIF: the class grid (one column per class), one frame per seed."""
-    frames = [with_title(make_grid(class_grid(pipe, seed, **kwargs), ncol=10, scale=3),
-                         f"seed {seed}") for seed in range(seeds)]
+              columns: int = 0, **kwargs) -> Path:
+    """An animated GIF: the class grid (`columns` per row; 0: all in one row, 5 lays ten classes
+    out 2x5), one frame per seed."""
+    frames = []
+    for seed in range(seeds):
+        grid = class_grid(pipe, seed, **kwargs)
+        frames.append(with_title(make_grid(grid, ncol=columns or len(grid), scale=3), f"seed {seed}"))
     frames = [f.convert("P") for f in frames]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
     return Path(path)
+
+
+def _evenly(items: list, n: int) -> list:
+    """At most n of `items`, evenly spaced, always keeping the first and the last."""
+    if len(items) <= n:
+        return items
+    keep = {round(i * (len(items) - 1) / (n - 1)) for i in range(n)}
+    return [x for i, x in enumerate(items) if i in keep]
+
+
+def _stack(rows: list[Image.Image]) -> Image.Image:
+    out = Image.new(rows[0].mode, (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        out.paste(r, (0, y))
+        y += r.height
+    return out
 
 
 def progression_grid(run_dir: str | Path, max_rows: int = 12) -> Image.Image:
@@ -58,20 +79,29 @@ def progression_grid(run_dir: str | Path, max_rows: int = 12) -> Image.Image:
     if not grids:
         raise FileNotFoundError(f"no sample grids in {Path(run_dir, 'samples')}: train with "
                                 "train.sample_every > 0")
-    if len(grids) > max_rows:  # evenly spaced, always keeping the last
-        keep = {round(i * (len(grids) - 1) / (max_rows - 1)) for i in range(max_rows)}
-        grids = [g for i, g in enumerate(grids) if i in keep]
     rows = []
-    for g in grids:
+    for g in _evenly(grids, max_rows):
         step = int(re.search(r"step_(\d+)", g.name).group(1))
         img = Image.open(g).convert("L")
         rows.append(with_title(img.crop((0, 0, img.width, img.height // 2)), f"step {step}"))
-    out = Image.new("L", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
-    y = 0
-    for r in rows:
-        out.paste(r, (0, y))
-        y += r.height
-    return out
+    return _stack(rows)
+
+
+def checkpoint_progression(checkpoints: list[Path], seed: int = 0, max_rows: int = 8,
+                           **kwargs) -> Image.Image:
+    """The Fashion-MNIST latent-diffusion design's progression figure, at any seed: one row per
+    checkpoint (at most `max_rows`, evenly spaced; train with train.keep_every=N to keep them),
+    one image per class from the same noise, with the EMA weights of that step."""
+    rows, pipe = [], None
+    for ckpt in _evenly(sorted(checkpoints), max_rows):
+        if pipe is None:
+            pipe = Pipeline.from_pretrained(ckpt)
+        else:  # same config: only the weights change
+            load_into(pipe.networks, ckpt)
+        grid = class_grid(pipe, seed, **kwargs)
+        rows.append(with_title(make_grid(grid, ncol=len(grid), scale=2),
+                               f"step {int(ckpt.name.split('_')[1])}, seed {seed}"))
+    return _stack(rows)
 
 
 def noise_levels(config, levels: int = 8, seed: int = 0) -> Image.Image:
@@ -119,7 +149,8 @@ def training_curves(run_dir: str | Path, path: str | Path) -> Path:
     plt = pyplot()
     events = EventAccumulator(str(Path(run_dir, "tb")), size_guidance={"scalars": 0})
     events.Reload()
-    tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "val/", "vae/"))]
+    tags = [t for t in events.Tags()["scalars"] if t.startswith(("train/", "eval/", "val/", "vae/"))
+            and "/stats/" not in t]  # the data and velocity statistics stay in TensorBoard
     if not tags:
         raise FileNotFoundError(f"no training scalars in {Path(run_dir, 'tb')}")
     cols = 3
@@ -142,11 +173,14 @@ def training_curves(run_dir: str | Path, path: str | Path) -> Path:
 
 def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[float] = None,
                 levels: int = 6, seed: int = 0) -> dict[str, Path]:
-    """Three PNGs for a latent codec and a few images in [-1, 1]:
+    """Four PNGs for a latent codec and a few images in [-1, 1]:
     reconstruction.png  originals (top) and their reconstructions (bottom), PSNR in the title;
     latents.png         one row per image: the image, then each latent channel (min-max scaled);
     latent_noising.png  one row per image: its latent at t = 1 (clean) down to t = 0 (noise),
-                        each decoded — what the DiT sees along the way, as images."""
+                        each decoded — what the DiT sees along the way, as images;
+    latent_prior.png    latents drawn from the prior N(0, I) (in the scaled space the backbone
+                        sees), decoded: what the VAE alone generates, and why a model of the
+                        latents is needed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     latents = codec.encode(images).cpu()
@@ -156,7 +190,7 @@ def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[flo
     if psnr is not None:
         title += f", {psnr:.1f} dB on the test set"
     paths = {"reconstruction": out / "reconstruction.png", "latents": out / "latents.png",
-             "latent_noising": out / "latent_noising.png"}
+             "latent_noising": out / "latent_noising.png", "latent_prior": out / "latent_prior.png"}
     with_title(make_grid((torch.cat([images, recon]) + 1) / 2, ncol=len(images), scale=3),
                title).save(paths["reconstruction"])
 
@@ -177,6 +211,9 @@ def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[flo
     with_title(make_grid((decoded + 1) / 2, ncol=levels, scale=3),
                "latent at t = " + ", ".join(f"{t:.1f}" for t in ts.tolist()) + ", decoded"
                ).save(paths["latent_noising"])
+    prior = torch.randn((2 * levels, *latents.shape[1:]), generator=torch.Generator().manual_seed(seed))
+    with_title(make_grid((codec.decode(prior).cpu() + 1) / 2, ncol=levels, scale=3),
+               "latents from the prior N(0, I), decoded").save(paths["latent_prior"])
     return paths
 
 

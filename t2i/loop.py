@@ -59,10 +59,10 @@ class Interrupted(Exception):
 
 
 def lr_factor(cfg, step: int, progress: float) -> float:
-    """LR multiplier: linear warm-up over `warmup_steps`, then constant or cosine from 1 to
-    `min_lr_ratio` as `progress` goes 0 -> 1."""
+    """LR multiplier: linear warm-up from `warmup_start` over `warmup_steps`, then constant or
+    cosine from 1 to `min_lr_ratio` as `progress` goes 0 -> 1."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+        return cfg.warmup_start + (1 - cfg.warmup_start) * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "cosine_restarts":  # each cycle a full cosine, restarting at lr
@@ -238,7 +238,7 @@ class TrainingLoop:
                            "Lower train.lr, or raise train.warmup_steps or train.grad_clip")
         state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
         path = save_checkpoint(self.out_dir, self.step, self.config, model, ema, tensors, state,
-                               self.config.train.keep_last)
+                               self.config.train.keep_last, self.config.train.keep_every)
         self.saved_step, self.last_checkpoint = self.step, path
         log.info("checkpoint: %s", path)
         return path

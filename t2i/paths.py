@@ -66,13 +66,15 @@ def cosine_t(s):
 TIME_SPACINGS = ("cosine", "uniform")
 
 
-def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0) -> list[float]:
-    """steps + 1 times from t_start to 1: uniform in t, or uniform in the noise level of the
+def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0,
+              t_end: float = 1.0) -> list[float]:
+    """steps + 1 times from t_start to t_end: uniform in t, or uniform in the noise level of the
     cosine schedule, as DDPM and DDIM step (in t, steps are then a little longer at both ends
     than mid-way)."""
     if spacing == "uniform":
-        return torch.linspace(t_start, 1, steps + 1).tolist()
+        return torch.linspace(t_start, t_end, steps + 1).tolist()
     if spacing == "cosine":
-        s_max = 2 / math.pi * math.atan2(1 - t_start, t_start)  # the noise level of t_start
-        return [cosine_t(s) for s in torch.linspace(s_max, 0, steps + 1).tolist()]
+        def level(t):  # the cosine schedule's noise level at time t
+            return 2 / math.pi * math.atan2(1 - t, t)
+        return [cosine_t(s) for s in torch.linspace(level(t_start), level(t_end), steps + 1).tolist()]
     raise ValueError(f"unknown time spacing {spacing!r}; one of {list(TIME_SPACINGS)}")

@@ -151,7 +151,8 @@ class Pipeline:
         if s["clip_x0"]:
             velocity = clamp_clean_image(velocity)
         x = get_sampler(s["sampler"])(velocity, x, s["steps"], callback,
-                                      t_start=self.objective.t_start,
+                                      t_start=max(self.objective.t_start, self.config.sample.t_start),
+                                      t_end=self.config.sample.t_end,
                                       generator=torch.Generator().manual_seed(seed))
         return self.decode(x)
 

@@ -63,14 +63,15 @@ def overfit() -> Config:
 def fmnist_paper() -> Config:
     """The x0-prediction GPU recipe for Fashion-MNIST (in pixel space here: 28x28,
     patch 2, 196 tokens): width 384, 12 layers, 6 heads, MLP x4, batch 128 x 2 accumulation,
-    constant LR 1e-3, 8,500 steps, EMA 0.999, x0 prediction with Beta(1, 2.5) noise, 25 steps."""
+    constant LR 1e-3, 8,500 steps, EMA 0.999, x0 prediction with Beta(1, 2.5) noise levels in
+    [0.01, 0.99], 25 sampling steps from noise level 0.99 to 0.01 (t 0.01 -> 0.99), as written."""
     return Config(
         preset="fmnist-paper",
         model=ModelConfig(width=384, depth=12, heads=6, mlp_ratio=4.0, patch_size=2),
         objective=ObjectiveConfig(kind="x0"),
         train=TrainConfig(steps=8500, batch_size=128, grad_accum=2, lr=1e-3, schedule="constant",
                           warmup_steps=0, ema_decay=0.999, sample_every=1000, ckpt_every=1000),
-        sample=SampleConfig(steps=25, cfg=3.0),
+        sample=SampleConfig(steps=25, cfg=3.0, t_start=0.01, t_end=0.99),
     )
 
 
@@ -188,12 +189,56 @@ def emoji_latent() -> Config:
         train=dataclasses.replace(base.train, max_minutes=10.0))
 
 
+def cifar_clip() -> Config:
+    """The educational design's phase 4, as written: CIFAR-10 (32x32 RGB) captioned "a photo of
+    a {class}" only, a frozen CLIP text encoder (openai/clip-vit-base-patch32, its 77 tokens
+    attended to by cross-attention), a DiT with adaLN, flow matching, 10% condition dropout,
+    CFG 3. Needs CIFAR-10 and CLIP from the hub; offline, text.encoder=minilm stands in."""
+    return Config(
+        preset="cifar-clip",
+        model=ModelConfig(width=256, depth=6, patch_size=4),
+        text=TextConfig(encoder="openai/clip-vit-base-patch32"),
+        data=DataConfig(dataset="cifar10", captions="photo"),
+        train=TrainConfig(steps=20_000, batch_size=128, lr=3e-4),
+        sample=SampleConfig(steps=25, cfg=3.0),
+    )
+
+
+def latent_ddpm() -> Config:
+    """The latent-DDPM design: our KL VAE (train it first: --preset latent-ddpm-vae) maps 64x64
+    RGB to 8x8x4; a U-Net with cross-attention (diffusers' UNet2DConditionModel) predicts the
+    noise (eps) on the cosine schedule; a frozen pretrained text encoder (MiniLM offline; CLIP
+    as written: text.encoder=openai/clip-vit-base-patch32); 10% condition dropout, DDPM
+    ancestral sampling with CFG. Any captioned folder (a COCO folder as it is:
+    data.dataset=folder --data-dir COCO) or HF dataset trains it; by default the emoji, at 64x64."""
+    return Config(
+        preset="latent-ddpm",
+        model=ModelConfig(backbone="unet", width=128, unet_channels="64,128,256", layers_per_block=2),
+        text=TextConfig(encoder="minilm"),
+        data=DataConfig(dataset="emoji", image_size=64, channels=3),
+        vae=VAEConfig(name="runs/latent-ddpm-vae/vae", resolution=64),
+        objective=ObjectiveConfig(kind="eps"),
+        train=TrainConfig(max_minutes=30.0, steps=100_000, batch_size=32, lr=2e-4, warmup_steps=500),
+        sample=SampleConfig(sampler="ddpm", steps=50, cfg=3.0),
+    )
+
+
+def latent_ddpm_vae() -> Config:
+    """`t2i vae train` for latent-ddpm: our KL autoencoder, 64x64x3 -> 8x8x4 (four levels of
+    ResNet blocks, self-attention in the middle block, reconstruction + KL loss), 10 CPU minutes."""
+    return dataclasses.replace(
+        latent_ddpm(), preset="latent-ddpm-vae",
+        vae=VAEConfig(resolution=64, channels="32,64,128,128", latent_channels=4),
+        train=dataclasses.replace(fmnist_vae().train, max_minutes=10.0, batch_size=32))
+
+
 def t2i2m_paper() -> Config:
     """The text-to-image-2M flow-matching GPU recipe ("stability" run): 64x64 RGB images of
     jackyhate/text-to-image-2M (streamed once into the image cache) through SD's VAE to 8x8x4,
-    frozen T5-small (128 tokens), width 768, 12 heads, 12 blocks, LR 5e-4 with 5% warm-up and
-    cosine to 10%, 30k steps, effective batch 576 (96 x 6 accumulation on one GPU; on N GPUs
-    set train.grad_accum=6/N), 50 Euler steps."""
+    frozen T5-small (128 tokens), width 768, 12 heads, 12 blocks, t uniform, LR 5e-4 with
+    warm-up from 10% over the first 5% of steps and cosine to 10%, 30k steps, effective batch 576
+    (96 x 6 accumulation on one GPU; on N GPUs set train.grad_accum=6/N), 50 Euler steps. As
+    written; our own presets differ (logit-normal t, warm-up from 0)."""
     return Config(
         preset="t2i2m-paper",
         model=ModelConfig(width=768, depth=12, heads=12, patch_size=1),
@@ -201,8 +246,10 @@ def t2i2m_paper() -> Config:
         data=DataConfig(dataset="hf", hf_name="jackyhate/text-to-image-2M", streaming=True,
                         image_size=64, channels=3, image_column="jpg", caption_column="json.prompt"),
         vae=VAEConfig(name="stabilityai/sd-vae-ft-mse", scale=0.18215, resolution=64),
+        objective=ObjectiveConfig(t_sampling="uniform"),
         train=TrainConfig(steps=30_000, batch_size=96, grad_accum=6, lr=5e-4, schedule="cosine",
-                          warmup_steps=1500, min_lr_ratio=0.1, sample_every=1000, ckpt_every=1000),
+                          warmup_steps=1500, warmup_start=0.1, min_lr_ratio=0.1,
+                          sample_every=1000, ckpt_every=1000),
         sample=SampleConfig(steps=50, cfg=3.0),
     )
 
@@ -237,6 +284,9 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "emoji": emoji,
     "emoji-vae": emoji_vae,
     "emoji-latent": emoji_latent,
+    "cifar-clip": cifar_clip,
+    "latent-ddpm": latent_ddpm,
+    "latent-ddpm-vae": latent_ddpm_vae,
     "t2i2m-paper": t2i2m_paper,
     # The rest of the text-to-image-2M table ("stability" is t2i2m-paper itself). Where the
     # recipe leaves a value open (debug's and overfit's data), the choice is t2i's.
@@ -251,3 +301,17 @@ def get_preset(name: str) -> Config:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; one of {sorted(PRESETS)}")
     return PRESETS[name]()
+
+
+def overrides_from(config: Config) -> list[str]:
+    """The `section.field=value` overrides that turn `config`'s preset into `config` (against
+    the defaults for a custom config): with `t2i train --preset`, the command that remakes it."""
+    base = get_preset(config.preset) if config.preset in PRESETS else Config()
+    out = []
+    for section in dataclasses.fields(Config):
+        if section.name == "preset":
+            continue
+        ours, theirs = getattr(config, section.name), getattr(base, section.name)
+        out += [f"{section.name}.{f.name}={getattr(ours, f.name)}" for f in dataclasses.fields(ours)
+                if getattr(ours, f.name) != getattr(theirs, f.name)]
+    return out

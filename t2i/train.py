@@ -33,6 +33,7 @@ from .fewstep import FEW_STEP, fold_guidance, jvp
 from .fsutil import cache_root
 from .images import make_grid, seed_rows
 from .loop import TrainingLoop, resume_checkpoint
+from .monitor import batch_statistics
 from .objectives import build_objective, ot_pairing
 from .paths import interpolate
 from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
@@ -105,6 +106,8 @@ EVAL_LOG = "eval.jsonl"  # one line per evaluation during training
 class Trainer(TrainingLoop):
     """`Trainer(config, out_dir).train()`; `resume` is a checkpoint, a run dir, or "latest"
     (the latest checkpoint of `out_dir`)."""
+
+    statistics: Optional[dict] = None  # monitor.py's, gathered on log steps only (train_step)
 
     def __init__(self, config: Config, out_dir: str | Path, resume: Optional[str] = None,
                  data: Optional[ImageDataset] = None, progress: bool = True):
@@ -231,8 +234,12 @@ class Trainer(TrainingLoop):
                 model = TwoTime(self.model, self.denoiser, text_inputs, drop)
                 return self.objective.loss(model, x_t, t, s, v)
         t = self.objective.sample_t(n, x.device)[part]
+        x_t = interpolate(x, noise, t)
         with autocast(self.device, self.dtype):
-            pred = self.model(interpolate(x, noise, t), t, text_inputs, drop)
+            pred = self.model(x_t, t, text_inputs, drop)
+        if self.statistics is not None:  # a log step: what the model predicts, by time
+            self.statistics = batch_statistics(x, self.objective.to_velocity(pred.detach().float(), x_t, t),
+                                               x - noise, t)
         return self.objective.loss(pred, x, noise, t)
 
     @torch.no_grad()
@@ -272,6 +279,7 @@ class Trainer(TrainingLoop):
     def train_step(self) -> dict:
         tc = self.config.train
         self.set_lr()
+        self.statistics = {} if (self.step + 1) % tc.log_every == 0 or self.step == 0 else None
         total = 0.0
         global_batch = tc.batch_size * self.world
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
@@ -284,7 +292,7 @@ class Trainer(TrainingLoop):
                 loss = self.loss_on(x, text_inputs, global_batch, part)
                 self.backward(loss)
             total += loss.item() / tc.grad_accum
-        metrics = {"loss": total, **self.optimizer_step(total)}
+        metrics = {"loss": total, **self.optimizer_step(total), **(self.statistics or {})}
         # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
         ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
         return metrics

@@ -12,6 +12,7 @@ from t2i.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
+from t2i.config import ConfigError
 from t2i.presets import get_preset
 
 
@@ -49,6 +50,21 @@ def test_save_load_keep_last_and_latest(tmp_path):
     state, tensors = load_training_state(path)
     assert state == {"step": 3} and tensors["rng"].tolist() == [0, 1, 2]
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_keep_every_keeps_periodic_checkpoints_beside_the_newest(tmp_path):
+    cfg = get_preset("debug")
+    for step in range(100, 800, 100):
+        save_checkpoint(tmp_path, step, cfg, {}, {"w": torch.ones(1)}, {}, {"step": step},
+                        keep_last=2, keep_every=300)
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
+    assert kept == ["step_0000300", "step_0000600", "step_0000700"]
+
+
+def test_keep_every_must_fall_on_checkpoint_steps():
+    with pytest.raises(ConfigError, match="multiple of train.ckpt_every"):
+        get_preset("debug").override(["train.ckpt_every=10", "train.keep_every=25"])
+    assert get_preset("debug").override(["train.keep_every=20"]).train.keep_every == 20
 
 
 def test_resolve_missing(tmp_path):
@@ -153,3 +169,30 @@ def test_load_into_names_what_is_missing_unless_allowed(tmp_path):
         load_into(module, tmp_path, "ema")
     load_into(module, tmp_path, "ema", allow_missing=("new.",))
     assert torch.count_nonzero(module["a"].weight) == 0
+
+
+def test_the_shipped_model_samples_in_a_fresh_offline_process_with_no_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from t2i.checkpoint import SHIPPED, checkpoint_problems, shipped_models
+    from t2i.evaluation.classifier import features_and_predictions, load_classifier
+
+    assert "fmnist-text" in shipped_models()
+    folder = SHIPPED / "fmnist-text"
+    assert checkpoint_problems(folder) == [] and sum(f.stat().st_size for f in folder.iterdir()) <= 16 * 2**20
+    assert "t2i train --preset fmnist-text" in (folder / "README.md").read_text()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "XDG_CACHE_HOME": str(tmp_path / "empty-cache"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "t2i", "-q", "sample", "--checkpoint", "fmnist-text",
+                           "--prompt", "a leather bag", "--num-per-prompt", "6", "--out", "out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    images = torch.stack([torch.from_numpy(np.asarray(Image.open(tmp_path / "out" / f"000_{k:03d}.png"),
+                                                      dtype=np.float32))[None] / 127.5 - 1 for k in range(6)])
+    _, predicted = features_and_predictions(load_classifier()[0], images)
+    assert (predicted == 8).sum() >= 5  # the classifier sees bags

@@ -29,3 +29,22 @@ def test_denoising_strip_has_a_column_per_kept_step_and_the_result(tmp_path):
     trainer = Trainer(get_preset("debug").override(["train.steps=1"]), tmp_path, progress=False)
     strip = figures.denoising_strip(trainer.pipeline(), ["a bag", "a shirt"], steps=4, columns=4)
     assert strip.size == (2 * (2 + 5 * 30), 2 * (2 + 2 * 30))
+
+
+def test_checkpoint_progression_has_a_row_per_checkpoint_at_the_given_seed(tmp_path):
+    import numpy as np
+
+    from t2i.checkpoint import resolve_checkpoint
+    from t2i.train import Trainer
+
+    Trainer(get_preset("debug").override(["train.steps=4", "train.ckpt_every=2"]), tmp_path,
+            progress=False).train()
+    kept = [resolve_checkpoint(c) for c in sorted((tmp_path / "checkpoints").glob("step_*"))]
+    assert [c.name for c in kept] == ["step_0000002", "step_0000004"]
+    img = figures.checkpoint_progression(kept, seed=3, steps=2)
+    # Two rows of ten 28x28 class images at scale 2, each under a 16-pixel title band.
+    assert img.size == (2 * (2 + 10 * 30), 2 * (2 * (2 + 30) + 16))
+    rows = np.asarray(img.convert("L"), dtype=float)
+    assert np.abs(rows[16:80] - rows[96:160]).mean() > 0  # the weights differ between rows
+    again = figures.checkpoint_progression(kept, seed=4, steps=2)
+    assert np.abs(np.asarray(again.convert("L"), dtype=float) - rows).mean() > 0  # and the seed matters

@@ -34,6 +34,12 @@ def test_lr_schedule():
         [1.0, 0.5, 0.0, 1.0, 0.5, 0.0], abs=1e-3)
 
 
+def test_warm_up_can_start_from_a_fraction_of_the_lr():
+    tc = dataclasses.replace(get_preset("fmnist").train, warmup_steps=10, warmup_start=0.1)
+    # 0.1 + 0.9 * (step + 1) / 10: the first step a tenth above 10%, full LR at the end.
+    assert [lr_factor(tc, s, 0.0) for s in (0, 4, 9)] == pytest.approx([0.19, 0.55, 1.0])
+
+
 def test_weights_and_biases_gets_the_same_scalars(tmp_path, debug_config, tiny_data, monkeypatch):
     """A stand-in `wandb` module records what the trainer logs (the real one needs an account)."""
     import sys
@@ -56,6 +62,9 @@ def test_weights_and_biases_gets_the_same_scalars(tmp_path, debug_config, tiny_d
     assert calls["init"][0]["project"] == "demo" and calls["init"][0]["config"]["train"]["wandb"]
     logged = {k for _, data in calls["log"] for k in data}
     assert {"train/loss", "train/lr", "samples/ema"} <= logged and calls["finish"] == 1
+    # The data and velocity statistics of the log steps, beside the loss.
+    assert {"train/stats/data_mean", "train/stats/data_std"} <= logged
+    assert any(k.startswith("train/stats/velocity_rms_t") for k in logged)
     monkeypatch.setitem(sys.modules, "wandb", None)  # not installed: a clear error
     with pytest.raises(ImportError, match="pip install wandb"):
         Trainer(cfg, tmp_path / "other", data=tiny_data, progress=False).train()

@@ -13,6 +13,13 @@ def test_cosine_grid_starts_where_asked():
     assert time_grid(4, "cosine")[2] == pytest.approx(0.5)  # s = 1/2 is t = 1/2
 
 
+@pytest.mark.parametrize("spacing", ["uniform", "cosine"])
+def test_grids_can_stop_short_of_the_data(spacing):
+    grid = time_grid(25, spacing, t_start=0.01, t_end=0.99)  # noise levels 0.99 -> 0.01
+    assert len(grid) == 26 and grid[0] == pytest.approx(0.01, abs=1e-5) and grid[-1] == pytest.approx(0.99)
+    assert all(a < b for a, b in zip(grid, grid[1:]))
+
+
 def test_interpolate_endpoints():
     x, noise = torch.randn(2, 1, 3, 3), torch.randn(2, 1, 3, 3)
     torch.testing.assert_close(interpolate(x, noise, torch.zeros(2)), noise)

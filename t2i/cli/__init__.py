@@ -1,7 +1,7 @@
 """`t2i <command>`: thin argument parsing over the library, one add_/cmd_ pair per command.
 
     args         argument groups shared by commands (a run, a preset, sampling)
-    training     train, prepare, vae train | figures
+    training     train, prepare, data show, vae train | figures, export
     generation   sample, figures, demo
     evaluation   eval report | sweep | readme | train-classifier, bench
 """
@@ -18,13 +18,14 @@ from ..loop import Diverged, Interrupted
 from .args import interrupted_message
 from .evaluation import EVAL_COMMANDS, add_bench, add_eval
 from .generation import add_demo, add_figures, add_sample
-from .training import add_prepare, add_train, add_vae
+from .training import add_data, add_export, add_prepare, add_train, add_vae
 
 # Failures a user can fix: one `t2i <command>: error: ...` line and exit 2. Anything else is a
 # bug, and keeps its traceback.
 EXPECTED = (ValueError, OSError, ImportError, DataError, Diverged)
 
-COMMANDS = (add_train, add_prepare, add_vae, add_sample, add_figures, add_demo, add_bench, add_eval)
+COMMANDS = (add_train, add_prepare, add_data, add_vae, add_export, add_sample, add_figures, add_demo, add_bench,
+            add_eval)
 
 
 def make_parser() -> argparse.ArgumentParser:

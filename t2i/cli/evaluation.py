@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .. import evaluation
-from ..bench import benchmark
+from ..bench import benchmark, find_batch
 from .args import (add_data_dir, add_preset_arguments, add_sampling_arguments, build_config,
                    sampling_kwargs)
 
@@ -75,6 +75,7 @@ def cmd_eval_report(args) -> int:
         reference_images=args.reference_images, prompts=args.prompts, **sampling_kwargs(args))
     print(evaluation.format_report(report))
     path = Path(args.json) if args.json else evaluation.default_report_path(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     print(f"report: {path}")
     return 0
@@ -111,14 +112,31 @@ def add_bench(sub) -> None:
     b = sub.add_parser("bench", help="training and sampling throughput, FLOP utilisation",
                        description="Measure training img/s, sampling img/s and model FLOP "
                                    "utilisation against the fp32 and bf16 matmul peaks measured "
-                                   "in the same run.")
+                                   "in the same run, and the training step's peak memory (CUDA "
+                                   "max allocated, or the CPU process's peak RSS). --find-batch "
+                                   "instead times batch sizes 8, 16, 32, ... and names the "
+                                   "largest that fits and the fastest.")
     add_preset_arguments(b, "fmnist")
     b.add_argument("--train-steps", type=int, default=30, help="timed training steps")
     b.add_argument("--sample-images", type=int, default=100, help="images to sample")
+    b.add_argument("--find-batch", action="store_true",
+                   help="find the largest batch that fits in memory and the one with the best img/s")
+    b.add_argument("--memory-budget", type=float, default=0.0, metavar="MIB",
+                   help="--find-batch: the peak memory allowed (default: the peak so far plus "
+                        "90%% of the free GPU memory or available RAM)")
+    b.add_argument("--max-batch", type=int, default=1024, help="--find-batch: the largest batch tried")
     b.set_defaults(fn=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    if args.find_batch:
+        found = find_batch(build_config(args), args.memory_budget, args.max_batch)
+        print(f"{'batch':>6} {'img/s':>8} {'peak MiB':>9}")
+        for row in found["rows"]:
+            print(f"{row['batch_size']:>6} {row['img_per_s']:8.1f} {row['peak_MiB']:9.0f}")
+        print(f"largest that fits {found['budget_MiB']:.0f} MiB: {found['largest']}; "
+              f"best img/s: {found['fastest']}")
+        return 0
     report = benchmark(build_config(args), train_steps=args.train_steps,
                        sample_images=args.sample_images)
     for key, value in report.items():

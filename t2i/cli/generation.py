@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .. import figures
-from ..checkpoint import load_config, resolve_checkpoint
+from ..checkpoint import CHECKPOINTS, load_config, resolve_checkpoint, run_directory
 from ..explain import Explainer
 from ..images import make_grid, save_images
 from ..pipeline import Pipeline
@@ -58,28 +58,39 @@ def add_figures(sub) -> None:
     f = sub.add_parser("figures", help="figures of a run: denoising, seeds GIF, progression, ...",
                        description="Write figures of a run: denoising.png (noise to image, every "
                                    "class), seeds.gif (the class grid across seeds), "
-                                   "progression.png (EMA samples across training), "
+                                   "progression.png (across training: one row per kept "
+                                   "checkpoint at --seed, train with train.keep_every=N; else "
+                                   "the run's EMA sample grids), "
                                    "noise_levels.png (the training interpolation on real "
                                    "images), curves.png (loss, grad norm, LR, eval metrics), "
                                    "quality.png (accuracy and FD against training minutes, "
                                    "from a run trained with train.eval_every=N).")
+    f.add_argument("which", nargs="*", metavar="FIGURE",
+                   help=f"which figures, e.g. `t2i figures progression --run RUN --seed 32` (one of "
+                        f"{', '.join(FIGURES)}; same as --only)")
     f.add_argument("--run", required=True, help="run or checkpoint directory")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
     f.add_argument("--only", nargs="+", choices=FIGURES,
                    help="which figures (default: all; quality only where the run evaluated)")
     f.add_argument("--seeds", type=int, default=12, help="frames of seeds.gif")
-    add_sampling_arguments(f, seed_help="seed of the denoising figure")
+    f.add_argument("--columns", type=int, default=0,
+                   help="images per row of seeds.gif (default: all in one row; 5 lays ten classes out 2x5)")
+    add_sampling_arguments(f, seed_help="seed of the denoising and progression figures")
     f.set_defaults(fn=cmd_figures)
 
 
 def cmd_figures(args) -> int:
+    unknown = sorted(set(args.which) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"unknown figure {', '.join(unknown)}; one of {', '.join(FIGURES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = resolve_checkpoint(args.run)
-    run_dir = ckpt.parent.parent
+    run_dir = run_directory(ckpt)
     kwargs = sampling_kwargs(args)
-    seed = kwargs.pop("seed")  # the denoising figure's; seeds.gif walks seeds 0..N-1
-    only = args.only or [f for f in FIGURES if f != "quality" or (run_dir / EVAL_LOG).exists()]
+    seed = kwargs.pop("seed")  # the denoising and progression figures'; seeds.gif walks 0..N-1
+    only = (args.which + (args.only or [])) or [
+        f for f in FIGURES if f != "quality" or (run_dir / EVAL_LOG).exists()]
     pipe = Pipeline.from_pretrained(ckpt) if {"denoising", "seeds"} & set(only) else None
     written = []
     for name in only:
@@ -87,10 +98,16 @@ def cmd_figures(args) -> int:
             path = out / "denoising.png"
             figures.denoising_strip(pipe, pipe.default_prompts(), seed=seed, **kwargs).save(path)
         elif name == "seeds":
-            path = figures.seeds_gif(pipe, out / "seeds.gif", seeds=args.seeds, **kwargs)
+            path = figures.seeds_gif(pipe, out / "seeds.gif", seeds=args.seeds,
+                                     columns=args.columns, **kwargs)
         elif name == "progression":
             path = out / "progression.png"
-            figures.progression_grid(run_dir).save(path)
+            kept = sorted((run_dir / CHECKPOINTS).glob("step_*"))
+            if len(kept) > 1:
+                figures.checkpoint_progression([resolve_checkpoint(c) for c in kept], seed=seed,
+                                               **kwargs).save(path)
+            else:
+                figures.progression_grid(run_dir).save(path)
         elif name == "noise":
             path = out / "noise_levels.png"
             figures.noise_levels(load_config(ckpt)).save(path)

@@ -1,4 +1,5 @@
-"""`t2i train`, `t2i prepare`, `t2i vae train | figures`: one add_/cmd_ pair per command."""
+"""`t2i train`, `t2i prepare`, `t2i data show`, `t2i vae train | figures`, `t2i export`: one
+add_/cmd_ pair per command."""
 
 from __future__ import annotations
 
@@ -11,17 +12,20 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .. import evaluation
+from ..checkpoint import export_model, load_config, load_training_state, resolve_checkpoint
 from ..codecs import load_codec
 from ..config import Config
-from ..data import (image_cache_path, is_labelled, latent_cache_path, load_dataset, open_image_cache,
-                    open_latent_cache)
+from ..data import (caption_grid, describe, format_description, image_cache_path, is_labelled,
+                    latent_cache_path, load_dataset, open_image_cache, open_latent_cache)
 from ..figures import vae_figures
+from ..presets import overrides_from
 from ..fsutil import cache_root
 from ..text import PretrainedTextEncoder, build_text_encoder
 from ..train import Trainer
 from ..vae_train import INFO_FILE, VAETrainer
 from .args import (PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config,
-                   run_dir, without_option)
+                   positive_int, run_dir, without_option)
 
 
 def add_train(sub) -> None:
@@ -155,4 +159,66 @@ def cmd_vae_figures(args) -> int:
     images = data.batch(torch.arange(args.n))[0]
     paths = vae_figures(codec, images, args.out, psnr=psnr)
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def add_export(sub) -> None:
+    e = sub.add_parser("export", help="a small sampling-only copy of a checkpoint, to share or ship",
+                       description="Copy a checkpoint's config and EMA weights (16-bit) into a folder "
+                                   "that `t2i sample --checkpoint DIR` and Pipeline.from_pretrained "
+                                   "load, with a README saying how it was trained, the command "
+                                   "that retrains it and its evaluation reports (eval*.json).")
+    e.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    e.add_argument("--out", required=True, help="the folder to write (replaced if it exists)")
+    e.add_argument("--report", action="append", default=[],
+                   help="a `t2i eval` report of this checkpoint to include (repeatable)")
+    e.set_defaults(fn=cmd_export)
+
+
+def cmd_export(args) -> int:
+    ckpt = resolve_checkpoint(args.checkpoint)
+    config, (state, _) = load_config(ckpt), load_training_state(ckpt)
+    reports = {f"eval_{json.loads(Path(r).read_text())['protocol'].get('prompts', 'names')}.json":
+               Path(r).read_text() for r in args.report}
+    out = export_model(ckpt, Path(args.out), {**reports, "README.md": model_card(
+        Path(args.out).name, config, state, [json.loads(t) for t in reports.values()])})
+    size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    print(f"exported {ckpt} to {out} ({size:.1f} MiB)")
+    return 0
+
+
+def model_card(name: str, config: Config, state: dict, reports: list[dict]) -> str:
+    """The exported model's README: what it is, how it was trained, how to remake it."""
+    tc = config.train
+    command = " ".join(["t2i train --preset", config.preset, *overrides_from(config)])
+    lines = [f"# {name}", "", f"`{config.preset}`, trained {state['step']:,} steps in "
+             f"{state['elapsed'] / 60:.1f} minutes (batch {tc.batch_size * tc.grad_accum}); "
+             "EMA weights in 16 bits.", "", "Retrain it (time-bound presets train for minutes, "
+             "so the steps depend on the machine):", "", f"    {command}", "",
+             "Sample it:", "", f"    t2i sample --checkpoint {name} --prompt \"...\"", ""]
+    for report in reports:
+        lines += ["Evaluation (`t2i eval`):", "", "```", evaluation.format_report(report), "```", ""]
+    return "\n".join(lines)
+
+
+def add_data(sub) -> None:
+    d = sub.add_parser("data", help="look at a preset's training data first")
+    what = d.add_subparsers(dest="data_command", required=True)
+    show = what.add_parser("show", help="size, shape, captions, skipped images, and a captioned grid",
+                           description="Print the training set of a preset (with overrides): its "
+                                       "size, image shape, pixel statistics, caption statistics and "
+                                       "what was skipped reading it; write a grid of random images, "
+                                       "each with a caption drawn as training draws one.")
+    add_preset_arguments(show, "fmnist")
+    show.add_argument("--out", default="data-show.png", help="the grid's PNG (default data-show.png)")
+    show.add_argument("--n", type=positive_int, default=24, help="images in the grid")
+    show.add_argument("--seed", type=int, default=0, help="which images and captions")
+    show.set_defaults(fn=cmd_data_show)
+
+
+def cmd_data_show(args) -> int:
+    data = load_dataset(build_config(args).data, "train", progress=not args.quiet)
+    print(format_description(describe(data, seed=args.seed)))
+    caption_grid(data, args.n, seed=args.seed).save(args.out)
+    print(f"wrote {args.n} images with their captions to {args.out}")
     return 0

@@ -29,6 +29,7 @@ class ImageDataset:
     # With a caption bank: the share of draws taken from the class's own templates (its names
     # in a few templates) rather than from all its captions (data.template_share).
     template_share: float = 0.0
+    skipped: Optional[dict] = None  # images left out while reading the source, by reason
 
     def __post_init__(self):
         # Each class's training captions, looked up per example when batches are drawn; the

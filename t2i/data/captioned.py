@@ -11,9 +11,10 @@ opened), too large (over MAX_PIXELS, checked before decoding), unreadable (corru
 size, a mode that does not convert, no caption.
 
 Folder layout: `captions.jsonl` (one `{"file": ..., "caption": ...}` per line) or
-`captions.csv` (header with `file,caption`), paths relative to the folder. An image listed on
-several lines gets several captions; training draws one at random each time. A folder without
-either is captioned from its file and folder names (filenames.py: clip-art collections).
+`captions.csv` (header with `file,caption`), paths relative to the folder; or COCO's
+`annotations/captions_*.json` (coco.py). An image listed on several lines gets several captions;
+training draws one at random each time. A folder without any of these is captioned from its
+file and folder names (filenames.py: clip-art collections).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..fsutil import atomic_directory, cache_root
 from .base import DataError, ImageDataset
+from .coco import coco_rows
 from .filenames import filename_rows
 
 log = logging.getLogger(__name__)
@@ -191,12 +193,13 @@ def folder_records(cfg) -> tuple[int, Iterator[Record], dict, Counter]:
     if found:
         rows, source = _read_rows(found[0], rejected), found[0]
         captions_text = found[0].read_bytes()
-    else:  # no caption file: captions from the file and folder names (filenames.py)
-        rows, source = filename_rows(root), root
+    else:  # COCO's caption annotations (coco.py), else captions from file and folder names
+        coco = coco_rows(root)
+        rows, source = coco if coco is not None else filename_rows(root), root
         captions_text = json.dumps(rows).encode()
         if not rows:
-            raise DataError(f"{root}: no {' or '.join(CAPTION_FILES)} and no images to caption "
-                            "from their file names")
+            raise DataError(f"{root}: no {' or '.join(CAPTION_FILES)}, no COCO captions_*.json "
+                            "and no images to caption from their file names")
     objects = [r for r in rows if isinstance(r, dict)]
     if len(objects) < len(rows):
         rejected["bad row"] += len(rows) - len(objects)
@@ -351,7 +354,8 @@ def open_image_cache(cfg, rebuild: bool = False, progress: bool = True,
     images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r",
                        shape=(found["count"], *found["shape"]))
     captions = json.loads((path / "captions.json").read_text())
-    return CaptionedDataset(images, np.full(len(captions), -1, dtype=np.int64), None, captions)
+    return CaptionedDataset(images, np.full(len(captions), -1, dtype=np.int64), None, captions,
+                            skipped=found.get("skipped", {}))
 
 
 class CaptionedDataset(ImageDataset):

@@ -86,20 +86,21 @@ def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDatas
                             f"set has {len(data)} images")
         data = data.take(slice(len(data) - cfg.holdout, None) if split == "val"
                          else slice(0, len(data) - cfg.holdout))
-    if cfg.captions != "bank":
+    if cfg.captions == "templates":
         return data
     return dataclasses.replace(data, classes=dataset_classes(cfg), template_share=cfg.template_share)
 
 
 def dataset_classes(cfg) -> Optional[Classes]:
-    """A labelled dataset's classes, with their caption bank where `data.captions=bank`."""
+    """A labelled dataset's classes, with their caption bank where `data.captions=bank`, or
+    only "a photo of a {name}" where `data.captions=photo`."""
     classes = dataset_spec(cfg).classes
+    if cfg.captions != "templates" and classes is None:
+        raise ValueError(f"data.captions={cfg.captions} is for class-labelled datasets (fashion-mnist, "
+                         f"cifar10, mnist); {cfg.dataset} has its own captions")
     if cfg.captions == "bank":
-        if classes is None:
-            raise ValueError("data.captions=bank is for class-labelled datasets (fashion-mnist); "
-                             f"{cfg.dataset} has its own captions")
         return classes.with_bank()
-    return classes
+    return classes.photo_captions() if cfg.captions == "photo" else classes
 
 
 def dataset_info(cfg) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..checkpoint import run_directory
 from .emoji import format_emoji_report
 
 
@@ -23,12 +24,12 @@ def sampling_label(protocol: dict) -> str:
 
 def default_report_path(report: dict) -> Path:
     """eval_<checkpoint>_<sampler><steps>_cfg<scale>[_t<start>-<end>][_heldout].json in the
-    checkpoint's run directory."""
+    checkpoint's run directory (runs/NAME for a shipped model)."""
     ckpt, p = Path(report["run"]["checkpoint"]), report["protocol"]
     which = "" if p.get("prompts", "names") == "names" else f"_{p['prompts']}"
     start, end = guidance_interval(p)
     interval = "" if (start, end) == (0, 1) else f"_t{start:g}-{end:g}"
-    return ckpt.parent.parent / (f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}"
+    return run_directory(ckpt) / (f"eval_{ckpt.name}_{p['sampler']}{p['steps']}_cfg{p['cfg']:g}"
                                  f"{interval}{which}.json")
 
 

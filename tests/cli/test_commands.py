@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -139,7 +140,7 @@ def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir):
     out = tmp_path / "figures"
     assert main(["-q", "vae", "figures", "--vae", str(tiny_vae_dir), "vae.resolution=16",
                  "--n", "3", "--out", str(out)]) == 0
-    for name in ("reconstruction", "latents", "latent_noising"):
+    for name in ("reconstruction", "latents", "latent_noising", "latent_prior"):
         img = Image.open(out / f"{name}.png")
         img.verify()
 
@@ -187,3 +188,72 @@ def test_expected_failures_are_one_error_line_with_exit_2(tmp_path, capsys, monk
     monkeypatch.setenv("T2I_DEBUG", "1")  # the traceback, for a bug report
     with pytest.raises(ValueError, match="holds no prompt"):
         main(["-q", "sample", "--checkpoint", str(run), "--prompts-file", str(empty)])
+
+
+def test_export_writes_a_small_model_that_samples_like_its_checkpoint(tmp_path, capsys, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from t2i import checkpoint
+    from t2i.pipeline import Pipeline
+
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=4",
+                 "train.lr=2e-3"]) == 0
+    assert main(["-q", "eval", "report", "--checkpoint", str(run), "--n-per-class", "2",
+                 "--steps", "2", "--reference-images", "200", "--json", str(tmp_path / "r.json")]) == 0
+    shipped = tmp_path / "models"
+    assert main(["-q", "export", "--checkpoint", str(run), "--out", str(shipped / "tiny"),
+                 "--report", str(tmp_path / "r.json")]) == 0
+    out = shipped / "tiny"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "ema.safetensors",
+                                                     "eval_names.json", "manifest.json", "state.json"]
+    assert {v.dtype for v in load_file(str(out / "ema.safetensors")).values()} == {torch.float16}
+    card = (out / "README.md").read_text()
+    assert "t2i train --preset debug train.steps=4 train.lr=0.002" in card and "accuracy" in card
+    a = Pipeline.from_pretrained(run, precision="fp32")(["a bag"], steps=2, seed=1)
+    b = Pipeline.from_pretrained(out, precision="fp32")(["a bag"], steps=2, seed=1)
+    assert (a - b).abs().max() < 0.02  # 16-bit weights, the same images to the eye
+    # A name that is not a path resolves to a shipped model; reports then go to runs/NAME.
+    monkeypatch.setattr(checkpoint, "SHIPPED", shipped)
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint.resolve_checkpoint("tiny") == out
+    assert checkpoint.run_directory(out) == Path("runs") / "tiny"
+    with pytest.raises(FileNotFoundError, match=r"shipped model \(tiny\)"):
+        checkpoint.resolve_checkpoint("tinny")
+    capsys.readouterr()
+    assert main(["-q", "train", "--preset", "debug", "--out", str(tmp_path / "again"), "--resume",
+                 str(out)]) == 2  # an exported model holds no training state to resume from
+    assert "model.safetensors" in capsys.readouterr().err
+
+
+def test_data_show_prints_the_dataset_and_writes_a_captioned_grid(tmp_path, capsys):
+    assert main(["-q", "data", "show", "--preset", "debug", "--out", str(tmp_path / "d.png"),
+                 "--n", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "images: 512 of shape (1, 28, 28)" in printed and "classes (10): T-shirt" in printed
+    assert Image.open(tmp_path / "d.png").size == (6 * 120, 2 * (112 + 48))
+
+
+def test_bench_reports_memory_and_finds_a_batch(capsys):
+    assert main(["-q", "bench", "--preset", "debug", "--train-steps", "1", "--sample-images", "10",
+                 "train.device=cpu"]) == 0
+    assert "train_peak_memory_MiB" in capsys.readouterr().out
+    assert main(["-q", "bench", "--preset", "debug", "--find-batch", "--max-batch", "16",
+                 "train.device=cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "largest that fits" in printed and printed.count("\n") == 4  # header, 8, 16, verdict
+
+
+def test_progression_from_kept_checkpoints_at_any_seed(tmp_path):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=6",
+                 "train.ckpt_every=2", "train.keep_last=1", "train.keep_every=4"]) == 0
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step_*"))
+    assert kept == ["step_0000004", "step_0000006"]  # every 4th, and the newest
+    out = tmp_path / "fig"
+    assert main(["-q", "figures", "progression", "--run", str(run), "--seed", "32", "--steps", "2",
+                 "--out", str(out)]) == 0
+    # One row per kept checkpoint: ten 28x28 class images at scale 2 under a title band.
+    assert Image.open(out / "progression.png").size == (2 * (2 + 10 * 30), 2 * (2 * (2 + 30) + 16))
+    assert main(["-q", "figures", "progresion", "--run", str(run)]) == 2  # a typo: one error line

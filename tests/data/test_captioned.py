@@ -96,7 +96,7 @@ def test_csv_captions_and_grayscale(folder, tmp_path):
 def test_folder_errors_say_what_is_missing(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         load_dataset(folder_config(tmp_path / "nowhere", tmp_path))
-    with pytest.raises(DataError, match="captions.jsonl or captions.csv and no images"):
+    with pytest.raises(DataError, match=r"captions.jsonl or captions.csv, no COCO captions_\*.json and no images"):
         load_dataset(folder_config(tmp_path, tmp_path))
     (tmp_path / "captions.jsonl").write_text(json.dumps({"file": "x.png", "words": "x"}) + "\n")
     with pytest.raises(DataError, match="caption_column"):

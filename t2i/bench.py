@@ -130,10 +130,10 @@ def sampling_speed(pipe, prompts: list[str], per_prompt: int, **sampling) -> flo
 def find_batch(config: Config, budget_mib: float = 0.0, max_batch: int = 1024, steps: int = 5,
                warmup: int = 2, start: int = 8) -> dict:
     """Train a few steps at batch sizes start, 2 x start, ... and report each one's img/s and
-    peak memory: the largest batch that fits `budget_mib` and the one with the best img/s (0: the peak so far plus 90% of the memory available).
-    Doubling stops before a batch whose peak, extrapolated
-    from the last two, would pass the budget (a CPU run past the RAM is killed, not refused),
-    at a CUDA out-of-memory error, or at `max_batch`."""
+    peak memory: the largest batch that fits `budget_mib` (0: the peak so far plus 90% of the
+    memory available) and the one with the best img/s. Doubling stops before a batch whose
+    peak, extrapolated from the last two, would pass the budget (a CPU run past the RAM is
+    killed, not refused), at a CUDA out-of-memory error, or at `max_batch`."""
     rows, batch, budget = [], start, budget_mib
     while batch <= max_batch:
         if len(rows) >= 2 and 2 * rows[-1]["peak_MiB"] - rows[-2]["peak_MiB"] > budget:

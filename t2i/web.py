@@ -12,6 +12,7 @@ exhausting memory. This module imports only the pipeline side of t2i.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import queue
 import statistics
@@ -24,10 +25,13 @@ from typing import Iterator, Optional
 import torch
 from PIL import Image
 
+from .checkpoint import SHIPPED, shipped_models
 from .explain import Explainer
 from .images import make_grid
 from .pipeline import Pipeline
 from .samplers import SAMPLERS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,14 +91,18 @@ def validate(prompt, steps, cfg, seed, sampler, images, every, limits: Limits = 
 
 
 def newest_checkpoint(root: str | Path = "runs") -> Path:
-    """The run under `root` whose latest checkpoint is newest, or a FileNotFoundError that
+    """The run under `root` whose latest checkpoint is newest; with none, the first model
+    shipped inside t2i (so `t2i demo` works before any training), else a FileNotFoundError that
     says how to train one."""
     runs = [p.parent.parent for p in Path(root).glob("*/checkpoints/latest")]
-    if not runs:
-        raise FileNotFoundError(f"no checkpoint under {Path(root).resolve()}: train one first, e.g. "
-                                "`t2i train --preset fmnist-text` (10 CPU minutes), or pass "
-                                "--checkpoint DIR")
-    return max(runs, key=lambda r: (r / "checkpoints" / "latest").stat().st_mtime)
+    if runs:
+        return max(runs, key=lambda r: (r / "checkpoints" / "latest").stat().st_mtime)
+    if shipped_models():
+        log.info("no checkpoint under %s: serving the shipped model %s", root, shipped_models()[0])
+        return SHIPPED / shipped_models()[0]
+    raise FileNotFoundError(f"no checkpoint under {Path(root).resolve()}: train one first, e.g. "
+                            "`t2i train --preset fmnist-text` (10 CPU minutes), or pass "
+                            "--checkpoint DIR")
 
 
 def grid(images: torch.Tensor, width: int = 448) -> Image.Image:

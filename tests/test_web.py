@@ -37,7 +37,11 @@ def test_limits_are_configurable():
         validate(*{**GOOD, "images": 9}.values(), limits=Limits(max_images=8))
 
 
-def test_newest_checkpoint_or_how_to_train_one(tmp_path):
+def test_newest_checkpoint_or_the_shipped_model_or_how_to_train_one(tmp_path, monkeypatch):
+    from t2i import checkpoint
+
+    assert newest_checkpoint(tmp_path) == checkpoint.SHIPPED / "fmnist-text"  # nothing trained yet
+    monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "no-models")
     with pytest.raises(FileNotFoundError, match="t2i train --preset"):
         newest_checkpoint(tmp_path)
     for i, name in enumerate(["old", "new"]):

@@ -59,7 +59,8 @@ def add_eval(sub) -> None:
 
 def add_protocol_arguments(p) -> None:
     """What `report` and `sweep` share: the checkpoint, the protocol's size and its sampling."""
-    p.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint or run directory, or a shipped model's name (fmnist-text)")
     p.add_argument("--n-per-class", type=int, default=100,
                    help="generated images per class (emoji: per prompt)")
     add_sampling_arguments(p)  # the checkpoint's own sampling, as `t2i sample` draws

@@ -17,7 +17,8 @@ from .args import add_sampling_arguments, positive_int, read_prompts, sampling_k
 
 def add_sample(sub) -> None:
     s = sub.add_parser("sample", help="generate images from a checkpoint")
-    s.add_argument("--checkpoint", required=True, help="checkpoint directory or run directory")
+    s.add_argument("--checkpoint", required=True,
+                   help="checkpoint or run directory, or a shipped model's name (fmnist-text)")
     s.add_argument("--prompt", action="append", help="a prompt (repeatable); default: every class name")
     s.add_argument("--prompts-file", help="file with one prompt per line")
     s.add_argument("--num-per-prompt", type=positive_int, default=1, help="images per prompt")
@@ -127,7 +128,8 @@ def add_demo(sub) -> None:
                                    "interval; the image updates as it denoises. Inputs are checked "
                                    "on the server; requests queue (bounded) and run --concurrency "
                                    "at a time. The sampling flags set the app's initial values.")
-    d.add_argument("--checkpoint", help="checkpoint or run directory (default: the newest run under runs/)")
+    d.add_argument("--checkpoint", help="checkpoint or run directory, or a shipped model's name (default: the "
+                        "newest run under runs/, else the shipped fmnist-text)")
     d.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     d.add_argument("--port", type=int, default=7860)
     d.add_argument("--share", action="store_true", help="also a temporary public link through Gradio")

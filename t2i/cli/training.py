@@ -16,8 +16,8 @@ from .. import evaluation
 from ..checkpoint import export_model, load_config, load_training_state, resolve_checkpoint
 from ..codecs import load_codec
 from ..config import Config
-from ..data import (caption_grid, describe, format_description, image_cache_path, is_labelled,
-                    latent_cache_path, load_dataset, open_image_cache, open_latent_cache)
+from ..data import (caption_grid, dataset_spec, describe, format_description, image_cache_path,
+                    is_labelled, latent_cache_path, load_dataset, open_image_cache, open_latent_cache)
 from ..figures import vae_figures
 from ..presets import overrides_from
 from ..fsutil import cache_root
@@ -152,7 +152,8 @@ def cmd_vae_figures(args) -> int:
     cfg = Config().override([f"vae.name={args.vae}"] + args.overrides)
     if args.data_dir:
         cfg = cfg.override([f"data.data_dir={args.data_dir}"])
-    data = load_dataset(cfg.data, "test")
+    # Held-out images where the dataset has a test split (captioned ones have none).
+    data = load_dataset(cfg.data, "test" if "test" in dataset_spec(cfg.data).splits else "train")
     codec = load_codec(cfg)
     info_file = Path(args.vae) / INFO_FILE
     psnr = json.loads(info_file.read_text())["test_psnr_db"] if info_file.is_file() else None

@@ -172,7 +172,7 @@ def training_curves(run_dir: str | Path, path: str | Path) -> Path:
 
 
 def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[float] = None,
-                levels: int = 6, seed: int = 0) -> dict[str, Path]:
+                levels: int = 6, seed: int = 0, psnr_split: str = "test") -> dict[str, Path]:
     """Four PNGs for a latent codec and a few images in [-1, 1]:
     reconstruction.png  originals (top) and their reconstructions (bottom), PSNR in the title;
     latents.png         one row per image: the image, then each latent channel (min-max scaled);
@@ -188,7 +188,7 @@ def vae_figures(codec, images: torch.Tensor, out: str | Path, psnr: Optional[flo
     mse = ((recon - images) / 2).pow(2).mean().item()
     title = f"top: original, bottom: reconstruction; PSNR {10 * torch.log10(torch.tensor(1 / mse)):.1f} dB here"
     if psnr is not None:
-        title += f", {psnr:.1f} dB on the test set"
+        title += f", {psnr:.1f} dB on the {psnr_split} set"
     paths = {"reconstruction": out / "reconstruction.png", "latents": out / "latents.png",
              "latent_noising": out / "latent_noising.png", "latent_prior": out / "latent_prior.png"}
     with_title(make_grid((torch.cat([images, recon]) + 1) / 2, ncol=len(images), scale=3),

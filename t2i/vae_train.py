@@ -74,7 +74,7 @@ class VAETrainer(TrainingLoop):
         ckpt = resume_checkpoint(self.out_dir, resume)
         if ckpt is not None:
             self.resume(ckpt)
-        self.shown = self.data.batch(torch.arange(10))[0]  # the images of the reconstruction grids
+        self.shown = self.data.batch(torch.arange(min(10, len(self.data))))[0]  # the reconstruction grids' images
         n = sum(p.numel() for p in self.vae.parameters())
         log.info("VAE: %.2fM parameters, %dx%d -> %s", n / 1e6, self.resolution, self.resolution,
                  "x".join(map(str, self.codec().latent_shape)))
@@ -140,24 +140,27 @@ class VAETrainer(TrainingLoop):
         codec = self.codec()
         scale = measure_scale(codec, self.data.batch(self.order.perm[:5000])[0])
         codec.scale = scale
+        split = "test"
         try:
             test = load_dataset(self.config.data, "test")
         except DataError:  # a captioned folder or HF dataset has no test split
             log.warning("no test split: the PSNR is measured on training images")
-            test = self.data
+            test, split = self.data, "train"
         test = test.batch(torch.arange(min(self.eval_images, len(test))))[0]
         psnr = reconstruction_psnr(codec, test)
         tracker.image("vae/reconstructions", self.reconstruction_grid(self.shown), self.step)
-        return self.export(scale, psnr)
+        return self.export(scale, psnr, split)
 
-    def export(self, scale: float, psnr: float) -> Path:
+    def export(self, scale: float, psnr: float, split: str = "test") -> Path:
         out = self.out_dir / "vae"
         self.vae.register_to_config(scaling_factor=scale)
         self.vae.save_pretrained(str(out))
-        info = {"scaling_factor": scale, "test_psnr_db": psnr, "resolution": self.resolution,
+        # test_psnr_db keeps its name; psnr_split says which images it was measured on.
+        info = {"scaling_factor": scale, "test_psnr_db": psnr, "psnr_split": split,
+                "resolution": self.resolution,
                 "latent_shape": list(self.codec().latent_shape), "dataset": self.config.data.dataset,
                 "params": sum(p.numel() for p in self.vae.parameters()), "steps": self.step,
                 "train_minutes": self.elapsed / 60, "kl_weight": self.config.vae.kl_weight}
         (out / INFO_FILE).write_text(json.dumps(info, indent=2))
-        log.info("VAE: test PSNR %.2f dB, latent scale %.4f; exported to %s", psnr, scale, out)
+        log.info("VAE: %s PSNR %.2f dB, latent scale %.4f; exported to %s", split, psnr, scale, out)
         return out

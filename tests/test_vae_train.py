@@ -32,13 +32,32 @@ def test_vae_trainer_improves_reconstruction_exports_and_resumes(tmp_path, image
     folder = trainer.train()
     info = json.loads((folder / INFO_FILE).read_text())
     codec = load_codec(Config().override([f"vae.name={folder}"]))
-    assert codec.scale == pytest.approx(info["scaling_factor"])
+    assert codec.scale == pytest.approx(info["scaling_factor"]) and info["psnr_split"] == "test"
     assert reconstruction_psnr(codec, images) > before + 3
     resumed = VAETrainer(cfg.override(["train.steps=45"]), tmp_path, resume="latest", progress=False,
                          eval_images=256)
     assert resumed.step == 40
     resumed.train()
     assert resumed.step == 45
+
+
+def test_a_dataset_without_a_test_split_says_its_psnr_is_on_training_images(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for k in range(8):
+        Image.new("L", (16, 16), 30 * k).save(folder / f"{k}.png")
+    (folder / "captions.jsonl").write_text("".join(
+        json.dumps({"file": f"{k}.png", "caption": "grey"}) + "\n" for k in range(8)))
+    cfg = get_preset("fmnist-vae").override(
+        ["vae.channels=8,16", "vae.resolution=16", "data.dataset=folder", f"data.data_dir={folder}",
+         "data.channels=1", "data.image_size=16", f"data.cache_dir={tmp_path / 'cache'}",
+         "train.steps=2", "train.batch_size=4", "train.max_minutes=0", "train.ckpt_every=0",
+         "train.sample_every=0", "train.device=cpu"])
+    info = json.loads((VAETrainer(cfg, tmp_path / "run", progress=False, eval_images=8).train()
+                       / INFO_FILE).read_text())
+    assert info["psnr_split"] == "train" and info["test_psnr_db"] > 0
 
 
 def test_vae_trainer_accumulates_gradients_on_the_shared_loop(tmp_path):

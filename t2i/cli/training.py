@@ -143,7 +143,7 @@ def cmd_vae_train(args) -> int:
     trainer = VAETrainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
     folder = trainer.train()
     info = json.loads((folder / INFO_FILE).read_text())
-    print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; test PSNR "
+    print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; {info['psnr_split']} PSNR "
           f"{info['test_psnr_db']:.2f} dB, latent scale {info['scaling_factor']:.4f}; VAE: {folder}")
     return 0
 
@@ -156,9 +156,10 @@ def cmd_vae_figures(args) -> int:
     data = load_dataset(cfg.data, "test" if "test" in dataset_spec(cfg.data).splits else "train")
     codec = load_codec(cfg)
     info_file = Path(args.vae) / INFO_FILE
-    psnr = json.loads(info_file.read_text())["test_psnr_db"] if info_file.is_file() else None
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
     images = data.batch(torch.arange(args.n))[0]
-    paths = vae_figures(codec, images, args.out, psnr=psnr)
+    paths = vae_figures(codec, images, args.out, psnr=info.get("test_psnr_db"),
+                        psnr_split=info.get("psnr_split", "test"))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

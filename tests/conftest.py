@@ -107,3 +107,19 @@ def tiny_text_models(tmp_path_factory):
         model.save_pretrained(str(paths[name]))
         tokenizer.save_pretrained(str(paths[name]))
     return paths
+
+
+@pytest.fixture
+def grey_folder(tmp_path):
+    """A captioned folder (captions.jsonl) of eight 16x16 grayscale images of rising shades."""
+    import json
+
+    from PIL import Image
+
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for k in range(8):
+        Image.new("L", (16, 16), 30 * k).save(folder / f"{k}.png")
+    (folder / "captions.jsonl").write_text("".join(
+        json.dumps({"file": f"{k}.png", "caption": "grey"}) + "\n" for k in range(8)))
+    return folder

@@ -41,17 +41,9 @@ def test_vae_trainer_improves_reconstruction_exports_and_resumes(tmp_path, image
     assert resumed.step == 45
 
 
-def test_a_dataset_without_a_test_split_says_its_psnr_is_on_training_images(tmp_path):
-    from PIL import Image
-
-    folder = tmp_path / "pics"
-    folder.mkdir()
-    for k in range(8):
-        Image.new("L", (16, 16), 30 * k).save(folder / f"{k}.png")
-    (folder / "captions.jsonl").write_text("".join(
-        json.dumps({"file": f"{k}.png", "caption": "grey"}) + "\n" for k in range(8)))
+def test_a_dataset_without_a_test_split_says_its_psnr_is_on_training_images(tmp_path, grey_folder):
     cfg = get_preset("fmnist-vae").override(
-        ["vae.channels=8,16", "vae.resolution=16", "data.dataset=folder", f"data.data_dir={folder}",
+        ["vae.channels=8,16", "vae.resolution=16", "data.dataset=folder", f"data.data_dir={grey_folder}",
          "data.channels=1", "data.image_size=16", f"data.cache_dir={tmp_path / 'cache'}",
          "train.steps=2", "train.batch_size=4", "train.max_minutes=0", "train.ckpt_every=0",
          "train.sample_every=0", "train.device=cpu"])

@@ -136,7 +136,7 @@ def test_prepare_builds_the_latent_cache_and_refuses_pixel_presets(tmp_path, tin
     assert "needs no cache" in capsys.readouterr().err
 
 
-def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir):
+def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir, grey_folder):
     out = tmp_path / "figures"
     assert main(["-q", "vae", "figures", "--vae", str(tiny_vae_dir), "vae.resolution=16",
                  "--n", "3", "--out", str(out)]) == 0
@@ -144,14 +144,8 @@ def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir):
         img = Image.open(out / f"{name}.png")
         img.verify()
     # A captioned dataset has no test split: its training images stand in.
-    folder = tmp_path / "pics"
-    folder.mkdir()
-    for k in range(3):
-        Image.new("L", (20, 20), 60 * k).save(folder / f"{k}.png")
-    (folder / "captions.jsonl").write_text("".join(
-        json.dumps({"file": f"{k}.png", "caption": "grey"}) + "\n" for k in range(3)))
     assert main(["-q", "vae", "figures", "--vae", str(tiny_vae_dir), "vae.resolution=16",
-                 "data.dataset=folder", f"data.data_dir={folder}", "data.channels=1",
+                 "data.dataset=folder", f"data.data_dir={grey_folder}", "data.channels=1",
                  "data.image_size=16", f"data.cache_dir={tmp_path / 'cache'}", "--n", "3",
                  "--out", str(tmp_path / "folder-figures")]) == 0
     Image.open(tmp_path / "folder-figures" / "latent_prior.png").verify()

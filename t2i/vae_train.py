@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .checkpoint import load_into
 from .codecs import AutoencoderCodec, autoencoder_class, reconstruction_psnr, resize
 from .config import Config, VAEConfig
-from .data import DataError, load_dataset
+from .data import load_dataset, unseen_split
 from .images import make_grid
 from .loop import TrainingLoop, resume_checkpoint
 from .progress import Tracker
@@ -140,12 +140,12 @@ class VAETrainer(TrainingLoop):
         codec = self.codec()
         scale = measure_scale(codec, self.data.batch(self.order.perm[:5000])[0])
         codec.scale = scale
-        split = "test"
-        try:
+        split = unseen_split(self.config.data)
+        if split == "test":
             test = load_dataset(self.config.data, "test")
-        except DataError:  # a captioned folder or HF dataset has no test split
+        else:
             log.warning("no test split: the PSNR is measured on training images")
-            test, split = self.data, "train"
+            test = self.data
         test = test.batch(torch.arange(min(self.eval_images, len(test))))[0]
         psnr = reconstruction_psnr(codec, test)
         tracker.image("vae/reconstructions", self.reconstruction_grid(self.shown), self.step)

@@ -97,9 +97,10 @@ def newest_checkpoint(root: str | Path = "runs") -> Path:
     runs = [p.parent.parent for p in Path(root).glob("*/checkpoints/latest")]
     if runs:
         return max(runs, key=lambda r: (r / "checkpoints" / "latest").stat().st_mtime)
-    if shipped_models():
-        log.info("no checkpoint under %s: serving the shipped model %s", root, shipped_models()[0])
-        return SHIPPED / shipped_models()[0]
+    shipped = shipped_models()
+    if shipped:
+        log.info("no checkpoint under %s: serving the shipped model %s", root, shipped[0])
+        return SHIPPED / shipped[0]
     raise FileNotFoundError(f"no checkpoint under {Path(root).resolve()}: train one first, e.g. "
                             "`t2i train --preset fmnist-text` (10 CPU minutes), or pass "
                             "--checkpoint DIR")

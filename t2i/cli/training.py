@@ -16,8 +16,8 @@ from .. import evaluation
 from ..checkpoint import export_model, load_config, load_training_state, resolve_checkpoint
 from ..codecs import load_codec
 from ..config import Config
-from ..data import (caption_grid, dataset_spec, describe, format_description, image_cache_path,
-                    is_labelled, latent_cache_path, load_dataset, open_image_cache, open_latent_cache)
+from ..data import (caption_grid, describe, format_description, image_cache_path, is_labelled,
+                    latent_cache_path, load_dataset, open_image_cache, open_latent_cache, unseen_split)
 from ..figures import vae_figures
 from ..presets import overrides_from
 from ..fsutil import cache_root
@@ -152,8 +152,7 @@ def cmd_vae_figures(args) -> int:
     cfg = Config().override([f"vae.name={args.vae}"] + args.overrides)
     if args.data_dir:
         cfg = cfg.override([f"data.data_dir={args.data_dir}"])
-    # Held-out images where the dataset has a test split (captioned ones have none).
-    data = load_dataset(cfg.data, "test" if "test" in dataset_spec(cfg.data).splits else "train")
+    data = load_dataset(cfg.data, unseen_split(cfg.data))
     codec = load_codec(cfg)
     info_file = Path(args.vae) / INFO_FILE
     info = json.loads(info_file.read_text()) if info_file.is_file() else {}
@@ -180,10 +179,11 @@ def add_export(sub) -> None:
 def cmd_export(args) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     config, (state, _) = load_config(ckpt), load_training_state(ckpt)
-    reports = {f"eval_{json.loads(Path(r).read_text())['protocol'].get('prompts', 'names')}.json":
-               Path(r).read_text() for r in args.report}
-    out = export_model(ckpt, Path(args.out), {**reports, "README.md": model_card(
-        Path(args.out).name, config, state, [json.loads(t) for t in reports.values()])})
+    texts = [Path(r).read_text() for r in args.report]
+    reports = [json.loads(t) for t in texts]
+    extras = {f"eval_{r['protocol'].get('prompts', 'names')}.json": t for r, t in zip(reports, texts)}
+    extras["README.md"] = model_card(Path(args.out).name, config, state, reports)
+    out = export_model(ckpt, Path(args.out), extras)
     size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     print(f"exported {ckpt} to {out} ({size:.1f} MiB)")
     return 0

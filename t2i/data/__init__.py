@@ -18,7 +18,8 @@ from .captioned import CaptionedDataset, image_cache_path, open_image_cache
 from .cifar import find_cifar10, load_cifar10, read_cifar_batch
 from .idx import find_fashion_mnist, find_idx_dataset, load_fashion_mnist, load_idx_dataset, parse_idx, read_idx
 from .latents import LatentDataset, latent_cache_path, open_latent_cache
-from .registry import DATASETS, DatasetSpec, dataset_info, dataset_spec, is_labelled, load_dataset
+from .registry import (DATASETS, DatasetSpec, dataset_info, dataset_spec, is_labelled, load_dataset,
+                       unseen_split)
 from .show import caption_grid, describe, format_description
 
 __all__ = [
@@ -26,5 +27,5 @@ __all__ = [
     "LatentDataset", "caption_grid", "dataset_info", "describe", "format_description", "dataset_spec", "find_cifar10", "find_fashion_mnist",
     "find_idx_dataset", "image_cache_path", "is_labelled", "latent_cache_path", "load_cifar10",
     "load_dataset", "load_fashion_mnist", "load_idx_dataset", "open_image_cache",
-    "open_latent_cache", "parse_idx", "read_cifar_batch", "read_idx",
+    "open_latent_cache", "parse_idx", "read_cifar_batch", "read_idx", "unseen_split",
 ]

@@ -53,19 +53,23 @@ class ImageDataset:
         """Images scaled to [-1, 1] and their labels."""
         return self.images[idx].float().div_(127.5).sub_(1.0), self.labels[idx]
 
+    def caption_options(self, idx) -> list[list[str]]:
+        """Every caption each example of `idx` may be trained on: its own, or its class's
+        training captions."""
+        if self.captions is not None:
+            return [self.captions[int(i)] for i in idx]
+        return [self._class_captions[int(y)] for y in self.labels[np.asarray(idx)].tolist()]
+
     def captions_of(self, idx: torch.Tensor, u: torch.Tensor) -> list[str]:
         """One caption per example of `idx`, the choice among its captions made by the uniform
         numbers `u` (drawn by the caller, so that every DDP rank draws the same ones)."""
-        if self.captions is not None:
-            options = [self.captions[int(i)] for i in idx]
-        else:
+        options = self.caption_options(idx)
+        if self.captions is None and self.template_share and self.classes.bank:
+            share = self.template_share  # u < share: one of the class's templates, u rescaled
             labels = self.labels[np.asarray(idx)].tolist()
-            options = [self._class_captions[int(y)] for y in labels]
-            if self.template_share and self.classes.bank:  # u < share: a template, rescaled
-                share = self.template_share
-                options = [o[:self._templates[int(y)]] if x < share else o
-                           for o, y, x in zip(options, labels, u.tolist())]
-                u = torch.where(u < share, u / share, (u - share) / max(1 - share, 1e-12))
+            options = [o[:self._templates[int(y)]] if x < share else o
+                       for o, y, x in zip(options, labels, u.tolist())]
+            u = torch.where(u < share, u / share, (u - share) / max(1 - share, 1e-12))
         return [o[min(int(x * len(o)), len(o) - 1)] for o, x in zip(options, u.tolist())]
 
     def sample_prompts(self, k: int = 10) -> list[str]:

@@ -68,6 +68,12 @@ def dataset_spec(cfg) -> DatasetSpec:
     return DATASETS[cfg.dataset]
 
 
+def unseen_split(cfg) -> str:
+    """The split to measure on images training did not see: "test", or "train" for a dataset
+    that has none (captioned folders, Hugging Face datasets, emoji)."""
+    return "test" if "test" in dataset_spec(cfg).splits else "train"
+
+
 def load_dataset(cfg, split: str = "train", progress: bool = True) -> ImageDataset:
     """The dataset named by a `DataConfig` (`progress`: a bar while an image cache is built).
     "val" is the last `data.holdout` images of the training set, which "train" then leaves out."""

@@ -14,21 +14,13 @@ from PIL import Image, ImageDraw
 from .base import ImageDataset
 
 
-def caption_lists(data: ImageDataset) -> list[list[str]]:
-    """Every example's captions (a labelled dataset: its class's training captions)."""
-    if data.captions is not None:
-        return data.captions
-    per_class = data.classes.training_captions()
-    return [per_class[int(y)] for y in data.labels.tolist()]
-
-
 def describe(data: ImageDataset, sample: int = 2000, seed: int = 0) -> dict:
     """Size, shape, pixel mean/std per channel (over up to `sample` images, in [0, 1]), caption
     statistics (captions per image, distinct captions, words per caption, the commonest words),
     classes and skipped images (by reason) of a dataset."""
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:sample]
     images = (data.batch(idx)[0] + 1) / 2
-    lists = caption_lists(data)
+    lists = data.caption_options(range(len(data)))
     distinct = list(dict.fromkeys(c for caps in lists for c in caps))
     words = [len(c.split()) for c in distinct]
     counts = Counter(w.lower().strip(".,") for c in distinct for w in c.split())

@@ -14,6 +14,8 @@ def test_benchmark_reports_throughput_and_utilisation():
 
 
 def test_peak_memory_sees_an_allocation_after_a_reset():
+    import mmap
+
     import torch
 
     from t2i.bench import peak_memory_mib, reset_peak_memory
@@ -21,9 +23,13 @@ def test_peak_memory_sees_an_allocation_after_a_reset():
     cpu = torch.device("cpu")
     reset_peak_memory(cpu)
     before = peak_memory_mib(cpu)
-    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    # 64 MiB of fresh pages, each touched: a malloc'd tensor may reuse memory freed (but still
+    # resident) by earlier tests in the same process, and then the RSS does not grow.
+    block = mmap.mmap(-1, 64 * 2**20)
+    for offset in range(0, len(block), mmap.PAGESIZE):
+        block[offset] = 1
     assert peak_memory_mib(cpu) > before + 60
-    del block
+    block.close()
 
 
 def test_find_batch_doubles_until_the_extrapolated_peak_passes_the_budget(monkeypatch):

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm.auto import tqdm
 
+from .caption_table import FORMAT as TABLE_FORMAT, CaptionTable
 from .captions import Classes, normalize_prompt
 
 log = logging.getLogger(__name__)
@@ -246,9 +247,9 @@ class PretrainedTextEncoder(TextEncoder):
     encoder already represents as "no text", needs no parameter, and makes an empty prompt in
     the demo mean exactly "unconditional".
 
-    A finite caption set (a labelled dataset's captions) is encoded once with `precompute`,
-    cached on disk, and looked up from then on; a batch holding any other prompt is encoded as
-    it comes."""
+    A finite caption set (a dataset's, `ImageDataset.all_captions`) is encoded once with
+    `precompute`, cached on disk, and looked up from then on; a batch holding any other prompt
+    is encoded as it comes."""
 
     prompts = "free text"
 
@@ -270,8 +271,7 @@ class PretrainedTextEncoder(TextEncoder):
         limit = _model_max_length(tokenizer, model)
         self.max_length = min(max_length, limit) if max_length else limit
         self.batch = batch
-        self._index: dict[str, int] = {}
-        self._table: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._table: Optional[CaptionTable] = None
         self._null: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     def _apply(self, fn, *args, **kwargs):
@@ -288,7 +288,9 @@ class PretrainedTextEncoder(TextEncoder):
             enc = self.tokenizer(prompts[i:i + self.batch], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt").to(device)
             hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-            outs.append((hidden.float(), enc["attention_mask"].bool()))
+            mask = enc["attention_mask"].bool()
+            # Padding is masked zeros, as in a `CaptionTable` lookup: the two are interchangeable.
+            outs.append((hidden.float() * mask[..., None], mask))
         length = max(t.shape[1] for t, _ in outs)
         padded = [pad_tokens(t, m, length) for t, m in outs]
         return torch.cat([t for t, _ in padded]), torch.cat([m for _, m in padded])
@@ -299,37 +301,31 @@ class PretrainedTextEncoder(TextEncoder):
             h.update(v.detach().cpu().numpy().tobytes())
         return h.hexdigest()
 
-    def precompute(self, captions: list[str], cache: Optional[Path] = None) -> dict:
-        """Encode `captions` once and look them up from then on. With `cache` (a folder), the
-        table is read from there if an identical one exists, else written there. Returns what
-        it cost: count, seconds, bytes, whether it came from the cache."""
+    def precompute(self, captions: list[str], cache: Optional[Path] = None, progress: bool = False) -> dict:
+        """Encode `captions` once (a `CaptionTable`) and look them up from then on. With `cache`
+        (a folder), the table is read from there if an identical one exists, else written
+        there. Returns what it cost: count, seconds, bytes, whether it came from the cache."""
         captions = list(dict.fromkeys(captions))
         start = time.perf_counter()
         path = None
         if cache is not None:
-            key = hashlib.sha256(json.dumps([self.fingerprint(), captions]).encode()).hexdigest()[:16]
-            path = Path(cache) / f"text-{key}.safetensors"
+            key = json.dumps([TABLE_FORMAT, self.fingerprint(), captions])
+            path = Path(cache) / f"text-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
         hit = path is not None and path.is_file()
         if hit:
-            saved = load_file(str(path))
-            tokens, mask = saved["tokens"], saved["mask"].bool()
+            table = CaptionTable.load(path, captions)
         else:
-            tokens, mask = self._encode(captions)
-            tokens, mask = tokens.cpu(), mask.cpu()
+            chunks = range(0, len(captions), self.batch)
+            table = CaptionTable.pack(captions, (self._encode(captions[i:i + self.batch]) for i in
+                                                 tqdm(chunks, desc="encoding captions", unit="batch",
+                                                      disable=not progress or len(chunks) < 4)))
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".part")
-                save_file({"tokens": tokens.contiguous(), "mask": mask.to(torch.uint8)}, str(tmp),
-                          metadata={"encoder": self.name, "captions": json.dumps(captions)})
-                tmp.replace(path)
-        self._index = {c: i for i, c in enumerate(captions)}
-        self._table = (tokens, mask)
+                table.save(path, {"encoder": self.name, "captions": json.dumps(captions)})
+        self._table = table
         info = {"captions": len(captions), "seconds": time.perf_counter() - start,
-                "bytes": tokens.numel() * tokens.element_size() + mask.numel(),
-                "shape": list(tokens.shape), "cached": hit}
-        log.info("text embeddings of %d captions (%s): %.1f s, %.1f MB%s", len(captions),
-                 "x".join(map(str, tokens.shape)), info["seconds"], info["bytes"] / 1e6,
-                 " (from the cache)" if hit else "")
+                "bytes": table.nbytes, "tokens": len(table.tokens), "cached": hit}
+        log.info("text embeddings of %d captions (%d tokens): %.1f s, %.1f MB%s", len(captions),
+                 info["tokens"], info["seconds"], info["bytes"] / 1e6, " (from the cache)" if hit else "")
         return info
 
     def sentence_embeddings(self, prompts: list[str]) -> torch.Tensor:
@@ -339,14 +335,10 @@ class PretrainedTextEncoder(TextEncoder):
                           for i in range(0, len(prompts), self.batch)])
 
     def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self._index.get(p) for p in prompts]
-        if None in rows:  # a prompt outside the cached caption set: encode the batch as it comes
+        rows = self._table.rows(prompts) if self._table is not None else None
+        if rows is None:  # a prompt outside the cached caption set: encode the batch as it comes
             return self._encode(prompts)
-        tokens, mask = self._table
-        idx = torch.tensor(rows)
-        tokens, mask = tokens[idx], mask[idx]
-        length = int(mask.sum(1).max())  # trimmed to the longest prompt of the batch
-        return tokens[:, :length], mask[:, :length]
+        return self._table.lookup(rows)
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         tokens, mask = self.pool(*inputs)

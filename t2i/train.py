@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .caption_table import within_table_limit
 from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
@@ -179,14 +180,13 @@ class Trainer(TrainingLoop):
                      self.config.objective.guidance)
 
     def _precompute_captions(self) -> Optional[dict]:
-        """A labelled dataset's captions are a small finite set: a pretrained encoder encodes
-        them once (cached on disk) instead of at every step."""
-        text = self.networks["text"]
-        if not (isinstance(text, PretrainedTextEncoder) and self.data.classes is not None):
+        """A dataset's finite caption set, encoded once (cached on disk), not at every step."""
+        text, captions = self.networks["text"], self.data.all_captions()
+        if not (isinstance(text, PretrainedTextEncoder) and within_table_limit(captions)):
             return None
         with main_process_first():
-            return text.precompute(self.data.classes.all_captions(),
-                                   cache=cache_root(self.config.data) / "text")
+            return text.precompute(captions, cache=cache_root(self.config.data) / "text",
+                                   progress=self.progress and self.is_main)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """DDP under torchrun, then torch.compile if asked."""

@@ -52,6 +52,14 @@ def test_captions_are_drawn_per_example_from_the_uniform_numbers():
     assert captioned.sample_prompts() == ["one", "two"]
 
 
+def test_all_captions_is_the_distinct_set_a_dataset_trains_on():
+    captioned = ImageDataset(torch.zeros(3, 3, 4, 4, dtype=torch.uint8), torch.full((3,), -1),
+                             captions=[["one"], ["two", "one"], ["three", "two"]])
+    assert captioned.all_captions() == ["one", "two", "three"]
+    labelled = ImageDataset(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), FASHION_MNIST)
+    assert labelled.all_captions() == FASHION_MNIST.all_captions()
+
+
 def _words(text):
     return normalize_prompt(text).replace(",", " ").split()
 

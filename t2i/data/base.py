@@ -60,6 +60,13 @@ class ImageDataset:
             return [self.captions[int(i)] for i in idx]
         return [self._class_captions[int(y)] for y in self.labels[np.asarray(idx)].tolist()]
 
+    def all_captions(self) -> list[str]:
+        """Every distinct caption the dataset trains on (a labelled dataset's also holds its
+        held-out prompts): the finite set a frozen text encoder can encode once."""
+        if self.captions is None:
+            return self.classes.all_captions() if self.classes is not None else []
+        return list(dict.fromkeys(c for options in self.captions for c in options))
+
     def captions_of(self, idx: torch.Tensor, u: torch.Tensor) -> list[str]:
         """One caption per example of `idx`, the choice among its captions made by the uniform
         numbers `u` (drawn by the caller, so that every DDP rank draws the same ones)."""

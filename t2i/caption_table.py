@@ -1,0 +1,91 @@
+"""A finite caption set's text-encoder outputs, encoded once and looked up per batch.
+
+A dataset whose captions are a finite list — a labelled dataset's class captions, the emoji's
+names and keywords, a captioned folder — need not run the frozen encoder at every training
+step: `PretrainedTextEncoder.precompute` encodes the set once into a `CaptionTable` (cached on
+disk) and a batch is a lookup. The table is packed: each caption keeps only its real tokens,
+one caption after another, so a set of short captions with a few long ones costs what its
+tokens cost, not its size times the longest caption.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+log = logging.getLogger(__name__)
+
+# Raise when the layout changes: cached tables of another format are then not found, not misread.
+FORMAT = 2
+# A set of more distinct captions (a web-scale captioned dataset) is encoded as batches come: its
+# table would hold ~5-20 KB per caption (MiniLM's 384 floats per token) and take long to build.
+MAX_CAPTIONS = 50_000
+
+
+def within_table_limit(captions: list[str]) -> bool:
+    """Whether a dataset's distinct `captions` are few enough to encode once."""
+    if len(captions) > MAX_CAPTIONS:
+        log.info("%d distinct captions (more than %d): encoded as batches come", len(captions),
+                 MAX_CAPTIONS)
+        return False
+    return bool(captions)
+
+
+@dataclass
+class CaptionTable:
+    index: dict[str, int]  # caption -> row
+    tokens: torch.Tensor  # [T, D]: the real tokens of every caption, one caption after another
+    starts: torch.Tensor  # [N] first token of each caption in `tokens`
+    lengths: torch.Tensor  # [N] real tokens of each caption
+
+    @classmethod
+    def pack(cls, captions: list[str], batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> "CaptionTable":
+        """From the encoder's (tokens [B, L, D], mask [B, L]) of `captions`, in order, in batches."""
+        rows, lengths = [], []
+        for tokens, mask in batches:
+            rows.append(tokens[mask].cpu())
+            lengths.append(mask.sum(1).cpu())
+        lengths = torch.cat(lengths).long()
+        if len(lengths) != len(captions):
+            raise ValueError(f"{len(lengths)} encodings for {len(captions)} captions")
+        starts = torch.cumsum(lengths, 0) - lengths
+        return cls({c: i for i, c in enumerate(captions)}, torch.cat(rows).float(), starts, lengths)
+
+    @property
+    def nbytes(self) -> int:
+        return self.tokens.numel() * self.tokens.element_size() + 16 * len(self.lengths)
+
+    def rows(self, prompts: list[str]) -> Optional[torch.Tensor]:
+        """The rows of `prompts`, or None if any prompt is not in the table."""
+        rows = [self.index.get(p) for p in prompts]
+        return None if None in rows else torch.tensor(rows, dtype=torch.long)
+
+    def lookup(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens [B, L, D], mask [B, L]) of `rows`, padded with masked zeros to the longest."""
+        lengths = self.lengths[rows]
+        pos = torch.arange(int(lengths.max()))
+        mask = pos[None] < lengths[:, None]
+        flat = (self.starts[rows][:, None] + pos[None]).clamp(max=len(self.tokens) - 1)
+        return self.tokens[flat] * mask[..., None], mask
+
+    def save(self, path: Path, metadata: dict[str, str]) -> None:
+        """Written to a temporary name and renamed, so a reader never sees half a table."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        save_file({"tokens": self.tokens.contiguous(), "lengths": self.lengths}, str(tmp),
+                  metadata=metadata)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, captions: list[str]) -> "CaptionTable":
+        saved = load_file(str(path))
+        lengths = saved["lengths"]
+        if len(lengths) != len(captions):
+            raise ValueError(f"{path}: {len(lengths)} encodings for {len(captions)} captions")
+        return cls({c: i for i, c in enumerate(captions)}, saved["tokens"],
+                   torch.cumsum(lengths, 0) - lengths, lengths)

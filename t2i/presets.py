@@ -15,8 +15,9 @@ def fmnist() -> Config:
     return Config(
         preset="fmnist",
         # Width 128 (1.8x the images per second of width 192) scored better at equal minutes:
-        # on a CPU, images seen beat capacity (README, recipe study).
-        model=ModelConfig(width=128, depth=6, patch_size=4),
+        # on a CPU, images seen beat capacity (README, recipe study). Patch 7 (16 tokens, not
+        # 49) for the same reason: 2.3x the images, +4 points of accuracy (README, patch study).
+        model=ModelConfig(width=128, depth=6, patch_size=7),
         # Time-bound: the schedule ends with the 10 minutes; steps is only a ceiling. LR 3e-3
         # (was 1e-3): a 3,000-step run learns more per image at a higher rate (README, LR study).
         train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=32, lr=3e-3, eval_every=500),
@@ -27,7 +28,8 @@ def fmnist() -> Config:
 
 
 def fmnist_quick() -> Config:
-    """Two CPU minutes: `fmnist` with 4 blocks instead of 6 and LR 4e-3, for a first look."""
+    """Two CPU minutes: `fmnist` with 4 blocks instead of 6 and LR 4e-3, for a first look
+    (patch 7 took it from 88% to 92% accuracy: README, patch study)."""
     base = fmnist()
     return dataclasses.replace(
         base, preset="fmnist-quick", model=dataclasses.replace(base.model, depth=4),

@@ -25,7 +25,7 @@ from .fields import (INT_LIST, POSITIVE, ConfigError, Section, at_least, between
 # BACKBONES, OBJECTIVES, SAMPLERS, DATASETS, text POOLINGS and the LR schedules): checked here,
 # when a config is built, so a typo fails before training rather than after it.
 BACKBONE_NAMES = ("dit", "unet")
-OBJECTIVE_NAMES = ("eps", "flow", "meanflow", "shortcut", "v", "x0")
+OBJECTIVE_NAMES = ("eps", "flow", "meanflow", "shortcut", "v", "x0", "xflow")
 PAIRING_NAMES = ("independent", "ot")
 SAMPLER_NAMES = ("ddim", "ddpm", "euler", "fewstep", "heun")
 DATASET_NAMES = ("cifar10", "emoji", "fashion-mnist", "folder", "hf", "mnist")
@@ -140,10 +140,11 @@ class VAEConfig(Section):
 
 @dataclass(frozen=True)
 class ObjectiveConfig(Section):
-    # flow (velocity target) | x0 (clean image) | eps (noise, DDPM) | v (v-prediction); eps and v
-    # use the cosine schedule. All are sampled through their exact velocity.
+    # flow (velocity target) | x0 (clean image) | xflow (clean image, loss on its velocity: for
+    # patches wider than the model) | eps (noise, DDPM) | v (v-prediction); eps and v use the
+    # cosine schedule. All are sampled through their exact velocity.
     kind: str = "flow"
-    # flow: how training times t are drawn. logit_normal puts more weight mid-way (SD3).
+    # flow, xflow: how training times t are drawn. logit_normal puts more weight mid-way (SD3).
     t_sampling: str = "logit_normal"  # uniform | logit_normal
     logit_mean: float = 0.0
     logit_std: float = 1.0

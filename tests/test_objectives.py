@@ -2,16 +2,16 @@ import pytest
 import torch
 
 from t2i.config import ObjectiveConfig
-from t2i.objectives import CleanImage, Diffusion, FlowMatching, build_objective
+from t2i.objectives import CleanImage, CleanImageVelocityLoss, Diffusion, FlowMatching, build_objective
 from t2i.paths import interpolate
 from t2i.samplers import euler, heun
 
 
-@pytest.mark.parametrize("objective", [FlowMatching(), CleanImage(), Diffusion("eps"), Diffusion("v")],
-                         ids=["flow", "x0", "eps", "v"])
+@pytest.mark.parametrize("objective", [FlowMatching(), CleanImage(), CleanImageVelocityLoss(), Diffusion("eps"),
+                                       Diffusion("v")], ids=["flow", "x0", "xflow", "eps", "v"])
 def test_true_prediction_converts_to_the_true_velocity(objective):
     x, noise = torch.randn(5, 1, 4, 4), torch.randn(5, 1, 4, 4)
-    t = objective.sample_t(5).clamp(min=0.01)
+    t = objective.sample_t(5).clamp(0.01, 0.95)
     x_t = interpolate(x, noise, t)
     pred = objective.target(x, noise, t)
     torch.testing.assert_close(objective.to_velocity(pred, x_t, t), x - noise, rtol=1e-4, atol=1e-4)
@@ -25,6 +25,21 @@ def test_clean_image_oracle_samples_its_image(solve):
     target = torch.randn(1, 1, 4, 4)
     out = solve(lambda x, t: obj.to_velocity(target.expand_as(x), x, t), torch.randn(3, 1, 4, 4), 9)
     torch.testing.assert_close(out, target.expand(3, -1, -1, -1), rtol=1e-4, atol=1e-4)
+
+
+def test_xflow_loss_is_the_velocity_error_with_the_gap_clamped():
+    obj = CleanImageVelocityLoss()
+    x, noise = torch.randn(1, 1, 4, 4), torch.randn(1, 1, 4, 4)
+    # The clean image off by 0.1 everywhere at t = 0.5: the velocity off by 0.1 / (1 - t) = 0.2.
+    assert obj.loss(x + 0.1, x, noise, torch.tensor([0.5])).item() == pytest.approx(0.04, rel=1e-4)
+    # Near the data, 1 - t = 0.01 is clamped to 0.05: the error is divided by 0.05, not 0.01.
+    t = torch.tensor([0.99])
+    x_t = interpolate(x, noise, t)
+    clamped = (((x + 0.1 - x_t) / 0.05 - (x - noise)) ** 2).mean().item()
+    assert obj.loss(x + 0.1, x, noise, t).item() == pytest.approx(clamped, rel=1e-4)
+    assert clamped < (((x + 0.1 - x_t) / 0.01 - (x - noise)) ** 2).mean().item() / 10
+    # Times are flow matching's (logit-normal by default), not x0's noise-level Beta.
+    assert obj.sample_t(100_000).mean().item() == pytest.approx(0.5, abs=5e-3)
 
 
 def test_clean_image_noise_levels_follow_the_beta_recipe():
@@ -48,6 +63,7 @@ def test_flow_time_sampling():
 def test_build_objective():
     assert isinstance(build_objective(ObjectiveConfig(kind="x0")), CleanImage)
     assert isinstance(build_objective(ObjectiveConfig(kind="flow")), FlowMatching)
+    assert isinstance(build_objective(ObjectiveConfig(kind="xflow")), CleanImageVelocityLoss)
     assert build_objective(ObjectiveConfig(kind="v")).prediction == "v"
     with pytest.raises(ValueError, match="flow"):
         build_objective(ObjectiveConfig(kind="score"))

@@ -195,7 +195,7 @@ def test_each_backbone_and_objective_trains_and_samples(tmp_path, debug_config, 
     assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()  # decoded to 28x28
 
 
-@pytest.mark.parametrize("objective", ["flow", "x0"])
+@pytest.mark.parametrize("objective", ["flow", "x0", "xflow"])
 def test_debug_latent_run_trains_and_samples_end_to_end(tmp_path, latent_config, objective):
     config = latent_config.override([f"objective.kind={objective}"])
     trainer = Trainer(config, tmp_path / "run", progress=False)

@@ -73,9 +73,9 @@ def add_prepare(sub) -> None:
                                     "into a memory-mapped image cache (skipping bad images); the "
                                     "training set encoded through the preset's VAE into "
                                     "memory-mapped latents with a manifest (data checksum, VAE, "
-                                    "scale, shapes, t2i version); a labelled dataset's captions "
-                                    "encoded by a pretrained text encoder. A stale cache is "
-                                    "rebuilt here.")
+                                    "scale, shapes, t2i version); the dataset's captions (up to "
+                                    "50,000 distinct) encoded by a pretrained text encoder. A "
+                                    "stale cache is rebuilt here.")
     add_preset_arguments(pr, "fmnist-latent")
     pr.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     pr.set_defaults(fn=cmd_prepare)

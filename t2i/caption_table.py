@@ -38,23 +38,22 @@ def within_table_limit(captions: list[str]) -> bool:
 
 @dataclass
 class CaptionTable:
-    index: dict[str, int]  # caption -> row
+    captions: list[str]
     tokens: torch.Tensor  # [T, D]: the real tokens of every caption, one caption after another
-    starts: torch.Tensor  # [N] first token of each caption in `tokens`
     lengths: torch.Tensor  # [N] real tokens of each caption
+
+    def __post_init__(self):
+        if len(self.lengths) != len(self.captions):
+            raise ValueError(f"{len(self.lengths)} encodings for {len(self.captions)} captions")
+        self.index = {c: i for i, c in enumerate(self.captions)}  # caption -> row
+        self.starts = torch.cumsum(self.lengths, 0) - self.lengths  # first token of each caption
 
     @classmethod
     def pack(cls, captions: list[str], batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> "CaptionTable":
         """From the encoder's (tokens [B, L, D], mask [B, L]) of `captions`, in order, in batches."""
-        rows, lengths = [], []
-        for tokens, mask in batches:
-            rows.append(tokens[mask].cpu())
-            lengths.append(mask.sum(1).cpu())
-        lengths = torch.cat(lengths).long()
-        if len(lengths) != len(captions):
-            raise ValueError(f"{len(lengths)} encodings for {len(captions)} captions")
-        starts = torch.cumsum(lengths, 0) - lengths
-        return cls({c: i for i, c in enumerate(captions)}, torch.cat(rows).float(), starts, lengths)
+        encoded = [(tokens[mask].cpu(), mask.sum(1).cpu()) for tokens, mask in batches]
+        return cls(captions, torch.cat([t for t, _ in encoded]).float(),
+                   torch.cat([n for _, n in encoded]).long())
 
     @property
     def nbytes(self) -> int:
@@ -84,8 +83,7 @@ class CaptionTable:
     @classmethod
     def load(cls, path: Path, captions: list[str]) -> "CaptionTable":
         saved = load_file(str(path))
-        lengths = saved["lengths"]
-        if len(lengths) != len(captions):
-            raise ValueError(f"{path}: {len(lengths)} encodings for {len(captions)} captions")
-        return cls({c: i for i, c in enumerate(captions)}, saved["tokens"],
-                   torch.cumsum(lengths, 0) - lengths, lengths)
+        try:
+            return cls(captions, saved["tokens"], saved["lengths"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .caption_table import FORMAT as TABLE_FORMAT, CaptionTable
+from .caption_table import FORMAT as TABLE_FORMAT, CaptionTable, within_table_limit
 from .captions import Classes, normalize_prompt
 
 log = logging.getLogger(__name__)
@@ -361,6 +361,15 @@ class PretrainedTextEncoder(TextEncoder):
             self._null = self._encode([""])
         tokens, mask = self.pool(*move(self._null, self.device))  # the null is never perturbed
         return tokens.expand(batch, -1, -1), mask.expand(batch, -1)
+
+
+def encode_captions_once(text: Optional[TextEncoder], captions: list[str], cache: Path,
+                         progress: bool = False) -> Optional[dict]:
+    """A dataset's caption set encoded once (`precompute`) where that applies: a pretrained
+    encoder and a set within the table limit. What it cost, else None."""
+    if not (isinstance(text, PretrainedTextEncoder) and within_table_limit(captions)):
+        return None
+    return text.precompute(captions, cache, progress)
 
 
 def _class_encoder(cfg, classes: Optional[Classes]) -> ClassTextEncoder:

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .caption_table import within_table_limit
 from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
@@ -40,7 +39,7 @@ from .paths import interpolate
 from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from .progress import Tracker
 from .runtime import autocast, init_distributed, main_process_first, rank_and_world
-from .text import PretrainedTextEncoder, drop_condition, move
+from .text import drop_condition, encode_captions_once, move
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +180,9 @@ class Trainer(TrainingLoop):
 
     def _precompute_captions(self) -> Optional[dict]:
         """A dataset's finite caption set, encoded once (cached on disk), not at every step."""
-        text, captions = self.networks["text"], self.data.all_captions()
-        if not (isinstance(text, PretrainedTextEncoder) and within_table_limit(captions)):
-            return None
         with main_process_first():
-            return text.precompute(captions, cache=cache_root(self.config.data) / "text",
-                                   progress=self.progress and self.is_main)
+            return encode_captions_once(self.networks["text"], self.data.all_captions(),
+                                        cache_root(self.config.data) / "text", self.progress and self.is_main)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """DDP under torchrun, then torch.compile if asked."""

@@ -13,7 +13,6 @@ import torch
 import torch.distributed as dist
 
 from .. import evaluation
-from ..caption_table import within_table_limit
 from ..checkpoint import export_model, load_config, load_training_state, resolve_checkpoint
 from ..codecs import load_codec
 from ..config import Config
@@ -22,7 +21,7 @@ from ..data import (caption_grid, describe, format_description, image_cache_path
 from ..figures import vae_figures
 from ..presets import overrides_from
 from ..fsutil import cache_root
-from ..text import ENCODERS, build_text_encoder
+from ..text import ENCODERS, build_text_encoder, encode_captions_once
 from ..train import Trainer
 from ..vae_train import INFO_FILE, VAETrainer
 from .args import (PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config,
@@ -99,10 +98,9 @@ def cmd_prepare(args) -> int:
         done.append(f"latent cache {latent_cache_path(cfg)}: {len(latents)} latents of shape "
                     f"{'x'.join(map(str, latents.shape))} (VAE {cfg.vae.name}, scale {codec.scale:.5g})")
     # The caption set the run will encode once (training does the same: Trainer._precompute_captions).
-    captions = data.all_captions()
-    if cfg.text.encoder not in ENCODERS and within_table_limit(captions):
-        text = build_text_encoder(cfg.text, data.classes)
-        info = text.precompute(captions, cache_root(cfg.data) / "text", progress=not args.quiet)
+    text = build_text_encoder(cfg.text, data.classes) if cfg.text.encoder not in ENCODERS else None
+    info = encode_captions_once(text, data.all_captions(), cache_root(cfg.data) / "text", not args.quiet)
+    if info:
         done.append(f"text embeddings of {info['captions']} captions ({cfg.text.encoder}): "
                     f"{info['tokens']} tokens, {info['bytes'] / 1e6:.1f} MB, "
                     f"{info['seconds']:.1f} s{' (already cached)' if info['cached'] else ''}")

@@ -8,6 +8,9 @@ the prompts drawn by one checkpoint.
     # what the text side alone allows: held-out prompts classified from MiniLM's sentence
     # embeddings by their nearest training caption and by a linear probe on the captions
     python benchmarks/text_study.py ceiling
+    # choosing sample.retrieve (and its temperature) on the development prompts, never on a
+    # held-out set: class accuracy for each K:TEMPERATURE (K = 0: the prompt's own embedding)
+    python benchmarks/text_study.py grounding --checkpoint RUN --arms 0,1,8:0.05,32:0.05
 
 Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
 (DIR/ARM/seedS/eval_SET.json).
@@ -16,6 +19,7 @@ Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -23,7 +27,7 @@ from pathlib import Path
 import torch
 
 from t2i.captions import FASHION_MNIST
-from t2i.evaluation import class_prompts
+from t2i.evaluation import Reference, class_prompts, generate_per_class
 from t2i.images import make_grid
 from t2i.pipeline import Pipeline
 from t2i.text import PretrainedTextEncoder
@@ -87,6 +91,26 @@ def ceiling(args) -> None:
             print(f"| {name} | {len(x)} | {which} ({len(q)}) | {nearest:.1%} | {probe:.1%} |")
 
 
+def grounding(args) -> None:
+    """Accuracy, precision and recall on the development prompts (benchmarks/dev-prompts.json)
+    for each grounding setting, same seeds for every arm."""
+    pipe = Pipeline.from_pretrained(args.checkpoint)
+    dev = json.loads((Path(__file__).parent / "dev-prompts.json").read_text())["classes"]
+    sets = [dev[name] for name in pipe.classes.names]
+    n = args.per_prompt * len(sets[0])
+    reference = Reference.for_pipeline(pipe, n)
+    print(f"| retrieve | temperature | accuracy | precision | recall |  ({len(sets) * len(sets[0])} "
+          f"development prompts x {args.per_prompt} images)")
+    print("| --- | --- | --- | --- | --- |")
+    for arm in args.arms.split(","):
+        k, temperature = (int(arm), 0.05) if ":" not in arm else (int(arm.split(":")[0]), float(arm.split(":")[1]))
+        pipe.config = dataclasses.replace(pipe.config, sample=dataclasses.replace(
+            pipe.config.sample, retrieve_temperature=temperature))
+        images, labels = generate_per_class(pipe, n, sets=sets, retrieve=k)
+        s = reference.score(images, labels)
+        print(f"| {k} | {temperature:g} | {s['accuracy']:.1%} | {s['precision']:.3f} | {s['recall']:.3f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -104,6 +128,12 @@ def main() -> None:
     c = sub.add_parser("ceiling", help="held-out accuracy of the text side alone")
     c.add_argument("--encoder", default="minilm")
     c.set_defaults(fn=ceiling)
+    r = sub.add_parser("grounding", help="sample.retrieve settings on the development prompts")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--arms", default="0,1,8:0.05,32:0.05",
+                   help="comma-separated K or K:TEMPERATURE (default temperature 0.05)")
+    r.add_argument("--per-prompt", type=int, default=20, help="images per prompt")
+    r.set_defaults(fn=grounding)
     args = p.parse_args()
     args.fn(args)
 

@@ -261,13 +261,21 @@ class SampleConfig(Section):
     # (eps models). The Fashion-MNIST x0 design steps noise levels 0.99 -> 0.01: t 0.01 -> 0.99.
     t_start: float = 0.0
     t_end: float = 1.0
+    # Ground each prompt on its `retrieve` nearest training captions (0 = off): condition on the
+    # average of their sentence embeddings, weighted by softmax(cosine / retrieve_temperature),
+    # instead of the prompt's own (retrieval.py). For a pretrained encoder with
+    # text.pooling=sentence on class-labelled data: unseen phrasings then draw what the encoder
+    # says they are closest to, not a blend of classes (README, text study).
+    retrieve: int = 0
+    retrieve_temperature: float = 0.05
 
     section = "sample"
     rules = {"steps": at_least(1), "cfg": at_least(0, "a number"),
              "sampler": choice(SAMPLER_NAMES), "cfg_start": between(0, 1),
              "cfg_end": ((lambda v, c: c.cfg_start <= v <= 1), "a number in [sample.cfg_start, 1]"),
              "t_start": between(0, 1),
-             "t_end": ((lambda v, c: c.t_start < v <= 1), "a number in (sample.t_start, 1]")}
+             "t_end": ((lambda v, c: c.t_start < v <= 1), "a number in (sample.t_start, 1]"),
+             "retrieve": at_least(0), "retrieve_temperature": POSITIVE}
 
 
 @dataclass(frozen=True)

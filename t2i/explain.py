@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fsutil import cache_root
 from .pipeline import Pipeline
-from .text import PretrainedTextEncoder
 
 
 @dataclass
@@ -36,32 +34,21 @@ class Explanation:
 
 
 class Explainer:
-    """Embeds a pipeline's training captions once; `explain(prompts)` then costs one encoder
-    pass over the prompts."""
+    """`explain(prompts)` costs one encoder pass over the prompts once the pipeline's training
+    captions are embedded (`Pipeline.caption_index`, shared with grounding)."""
 
     def __init__(self, pipe: Pipeline):
-        text, classes = pipe.networks["text"], pipe.classes
-        if not isinstance(text, PretrainedTextEncoder):
-            raise ValueError("explain needs a pretrained text encoder: a class encoder maps a "
-                             "prompt to its class by name, nothing to explain")
-        if classes is None:
-            raise ValueError("explain needs a class-labelled training set: a model trained on "
-                             "free-form captions does not record them")
-        self.text = text
-        per_class = classes.training_captions()
-        self.captions = [c for caps in per_class for c in caps]
-        self.labels = [classes.names[k] for k, caps in enumerate(per_class) for _ in caps]
-        text.precompute(classes.all_captions(), cache_root(pipe.config.data) / "text")
-        self.embeddings = text.sentence_embeddings(self.captions)
+        self.index = pipe.caption_index()  # raises ValueError where there is nothing to explain
+        self.names = pipe.classes.names
 
     def explain(self, prompts: list[str], k: int = 5) -> list[Explanation]:
-        sims = self.text.sentence_embeddings(prompts) @ self.embeddings.T  # [P, captions]
-        out = []
-        for prompt, row in zip(prompts, sims):
+        index, out = self.index, []
+        for prompt, row in zip(prompts, index.similarities(prompts)):
             top = row.topk(min(k, len(row)))
-            nearest = [(self.captions[i], self.labels[i], float(s)) for s, i in zip(top.values, top.indices)]
+            nearest = [(index.captions[i], self.names[index.labels[i]], float(s))
+                       for s, i in zip(top.values, top.indices)]
             best: dict[str, float] = {}
-            for label, s in zip(self.labels, row.tolist()):
-                best[label] = max(best.get(label, -1.0), s)
+            for label, s in zip(index.labels.tolist(), row.tolist()):
+                best[self.names[label]] = max(best.get(self.names[label], -1.0), s)
             out.append(Explanation(prompt, nearest, sorted(best.items(), key=lambda kv: -kv[1])))
         return out

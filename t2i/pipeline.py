@@ -21,8 +21,10 @@ from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
 from .fewstep import FEW_STEP
+from .fsutil import cache_root
 from .model import build_backbone
 from .objectives import build_objective
+from .retrieval import CaptionIndex, grounding_problem
 from .runtime import autocast, resolve_device, resolve_precision
 from .samplers import Callback, get_sampler, guidance
 from .samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call's flag
@@ -55,6 +57,7 @@ class Pipeline:
         self.codec.to(self.device)
         self.objective = build_objective(config.objective)
         self.dtype = resolve_precision(precision, self.device)
+        self._captions: Optional[CaptionIndex] = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = "auto",
@@ -84,6 +87,14 @@ class Pipeline:
                              "give the prompts (--prompt TEXT)")
         return examples
 
+    def caption_index(self) -> CaptionIndex:
+        """The training captions with their sentence embeddings (embedded on first use, cached
+        on disk): for grounding (`retrieve`) and `t2i sample --explain`."""
+        if self._captions is None:
+            self._captions = CaptionIndex(self.networks["text"], self.classes,
+                                          cache_root(self.config.data) / "text")
+        return self._captions
+
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from states of the backbone's space (for progressive views: the
         sampler callback's `x1` decodes to the image predicted so far)."""
@@ -105,7 +116,8 @@ class Pipeline:
 
     def sampling(self, steps: Optional[int] = None, cfg: Optional[float] = None,
                  sampler: Optional[str] = None, clip_x0: Optional[bool] = None,
-                 cfg_interval: Optional[tuple[float, float]] = None) -> dict:
+                 cfg_interval: Optional[tuple[float, float]] = None,
+                 retrieve: Optional[int] = None) -> dict:
         """The sampling settings a call would use, checked (the guidance interval is checked by
         `guidance`): each None is the checkpoint's own `sample` config. Reports record this, so
         they say how their images were made."""
@@ -113,13 +125,18 @@ class Pipeline:
         out = dict(steps=s.steps if steps is None else steps, cfg=s.cfg if cfg is None else cfg,
                    sampler=sampler or s.sampler, clip_x0=s.clip_x0 if clip_x0 is None else clip_x0,
                    cfg_interval=(s.cfg_start, s.cfg_end) if cfg_interval is None
-                   else tuple(float(v) for v in cfg_interval))
+                   else tuple(float(v) for v in cfg_interval),
+                   retrieve=s.retrieve if retrieve is None else retrieve)
         if not isinstance(out["steps"], int) or out["steps"] < 1:
             raise ValueError(f"steps must be an integer >= 1, got {out['steps']!r}")
         if not math.isfinite(out["cfg"]) or out["cfg"] < 0:
             raise ValueError(f"the guidance scale must be a finite number >= 0, got {out['cfg']!r}")
         if out["clip_x0"] and self.config.latent:
             raise ValueError("clip_x0 clips to the pixel range [-1, 1]; latents have none")
+        if not isinstance(out["retrieve"], int) or out["retrieve"] < 0:
+            raise ValueError(f"retrieve must be an integer >= 0, got {out['retrieve']!r}")
+        if out["retrieve"] and (problem := grounding_problem(self.networks["text"], self.classes)):
+            raise ValueError(f"retrieve (grounding prompts on the training captions) needs {problem}")
         get_sampler(out["sampler"])  # an unknown name fails here
         if out["sampler"] == "fewstep" and not self.objective.few_step:
             raise ValueError("the fewstep sampler needs a model trained with a few-step objective "
@@ -131,21 +148,24 @@ class Pipeline:
     def __call__(self, prompts: list[str], steps: Optional[int] = None, cfg: Optional[float] = None,
                  seed: int = 0, sampler: Optional[str] = None, num_per_prompt: int = 1,
                  callback: Optional[Callback] = None, clip_x0: Optional[bool] = None,
-                 cfg_interval: Optional[tuple[float, float]] = None) -> torch.Tensor:
+                 cfg_interval: Optional[tuple[float, float]] = None,
+                 retrieve: Optional[int] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
         prompt. Defaults for steps, cfg, sampler, clip_x0 (clamp the predicted clean image to
-        [-1, 1] each step; pixel space only) and cfg_interval (the times (start, end) at which
-        guidance applies) come from the checkpoint's config (`sampling`). The callback sees
+        [-1, 1] each step; pixel space only), cfg_interval (the times (start, end) at which
+        guidance applies) and retrieve (ground each prompt on that many nearest training
+        captions; 0 = off) come from the checkpoint's config (`sampling`). The callback sees
         the states in the backbone's space (pixels in [-1, 1], or latents): pass them to `decode`
         to see them as images."""
         if isinstance(prompts, str):
             prompts = [prompts]
-        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval)
+        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval, retrieve)
         if num_per_prompt < 1:
             raise ValueError(f"num_per_prompt must be >= 1, got {num_per_prompt}")
         if not prompts:
             raise ValueError("no prompts given")
-        cond, null = self.condition(list(prompts), num_per_prompt, pad=s["cfg"] != 1.0)
+        cond, null = self.condition(list(prompts), num_per_prompt, pad=s["cfg"] != 1.0,
+                                    retrieve=s["retrieve"])
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
         velocity = guidance(self.velocity, cond, null, s["cfg"], s["cfg_interval"])
         if s["clip_x0"]:
@@ -156,12 +176,14 @@ class Pipeline:
                                       generator=torch.Generator().manual_seed(seed))
         return self.decode(x)
 
-    def condition(self, prompts: list[str], num_per_prompt: int = 1, pad: bool = True):
+    def condition(self, prompts: list[str], num_per_prompt: int = 1, pad: bool = True, retrieve: int = 0):
         """The text condition of each image and the null condition beside it, both
         (tokens [B, L, D], mask [B, L]) on the device; `pad`: padded with masked tokens to one
-        length, so guidance can run them as one batch (unguided sampling needs no null)."""
+        length, so guidance can run them as one batch (unguided sampling needs no null);
+        `retrieve`: each prompt grounded on its nearest training captions (retrieval.py)."""
         text = self.networks["text"]
-        tokens, mask = text.encode(prompts)
+        tokens, mask = (self.caption_index().ground(prompts, retrieve, self.config.sample.retrieve_temperature)
+                        if retrieve else text.encode(prompts))
         tokens = tokens.repeat_interleave(num_per_prompt, 0).to(self.device)
         mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
         null_tokens, null_mask = (v.to(self.device) for v in text.null(len(tokens)))

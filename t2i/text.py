@@ -350,11 +350,15 @@ class PretrainedTextEncoder(TextEncoder):
         """The encoder's token states as `pooling` says."""
         if self.pooling == "tokens":
             return tokens, mask
-        sentence = sentence_embedding(tokens, mask)[:, None] * self.dim ** 0.5  # unit-RMS entries
-        one = torch.ones_like(mask[:, :1])
+        sentence, one = self.sentence_tokens(sentence_embedding(tokens, mask))
         if self.pooling == "sentence":
             return sentence, one
         return torch.cat([sentence, tokens], 1), torch.cat([one, mask], 1)
+
+    def sentence_tokens(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit sentence embeddings [B, D] as the `sentence` pooling hands them to the backbone:
+        one token of unit-RMS entries, and its mask."""
+        return sentence[:, None] * self.dim ** 0.5, sentence.new_ones(len(sentence), 1, dtype=torch.bool)
 
     def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._null is None:  # encoded once: training asks for it every step
@@ -380,8 +384,7 @@ def _class_encoder(cfg, classes: Optional[Classes]) -> ClassTextEncoder:
     return ClassTextEncoder(cfg.encoder, classes, cfg.dim)
 
 
-# text.encoder -> constructor(cfg, classes). Any other name is a pretrained Hugging Face
-# encoder: `minilm`, a hub id or a local folder.
+# text.encoder -> constructor(cfg, classes); other names: pretrained (minilm, hub id, folder).
 ENCODERS = {
     "none": lambda cfg, classes: NoText(),
     "onehot": _class_encoder,

@@ -123,3 +123,35 @@ def grey_folder(tmp_path):
     (folder / "captions.jsonl").write_text("".join(
         json.dumps({"file": f"{k}.png", "caption": "grey"}) + "\n" for k in range(8)))
     return folder
+
+
+@pytest.fixture(scope="session")
+def word_bert(tiny_text_models, tmp_path_factory):
+    """The tiny random BERT with its layer's output and position embeddings zeroed: a token's
+    state is then its (normalised) word embedding, so sentences with different words are far
+    apart (the random model otherwise embeds every sentence nearly alike)."""
+    from transformers import AutoModel, AutoTokenizer
+    model = AutoModel.from_pretrained(str(tiny_text_models["bert"]))
+    with torch.no_grad():
+        model.embeddings.position_embeddings.weight.zero_()
+        model.embeddings.token_type_embeddings.weight.zero_()
+        model.encoder.layer[0].attention.output.dense.weight.zero_()
+        model.encoder.layer[0].output.dense.weight.zero_()
+    out = tmp_path_factory.mktemp("word_bert")
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(tiny_text_models["bert"])).save_pretrained(str(out))
+    return str(out)
+
+
+@pytest.fixture
+def text_pipe(debug_config, tmp_path):
+    """make(encoder, captions="templates", pooling="tokens"): an untrained `debug` pipeline on
+    the CPU with that text encoder, its caption cache under tmp_path."""
+    from t2i.pipeline import Pipeline, build_networks
+
+    def make(encoder, captions="templates", pooling="tokens"):
+        config = dataclasses.replace(
+            debug_config, text=dataclasses.replace(debug_config.text, encoder=encoder, pooling=pooling),
+            data=dataclasses.replace(debug_config.data, cache_dir=str(tmp_path), captions=captions))
+        return Pipeline(config, build_networks(config, (1, 28, 28)), "cpu", "fp32")
+    return make

@@ -54,6 +54,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
                    help="guide only while START <= t < END (t = 0 noise, 1 data), e.g. 0.2,0.9: "
                         "guidance near pure noise makes a prompt's samples all alike "
                         f"(default: {own})")
+    p.add_argument("--retrieve", type=int, default=None, metavar="K",
+                   help="ground each prompt on its K nearest training captions (0 = off): unseen "
+                        "phrasings draw what the text encoder says they are closest to; needs "
+                        f"text.pooling=sentence on labelled data (default: {own})")
     p.add_argument("--clip-x0", action="store_true", default=None,
                    help="clamp the predicted clean image to [-1, 1] each step (DDPM's clip_denoised; "
                         f"pixel space), as noise-predicting models need (default: {own})")
@@ -62,7 +66,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
 def sampling_kwargs(args) -> dict:
     """The shared sampling flags as `Pipeline.__call__` keywords."""
     return dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed,
-                clip_x0=args.clip_x0, cfg_interval=args.cfg_interval)
+                clip_x0=args.clip_x0, cfg_interval=args.cfg_interval, retrieve=args.retrieve)
 
 
 def interval(text: str) -> tuple[float, float]:

@@ -19,7 +19,8 @@ def sampling_label(protocol: dict) -> str:
     """How a report's images were sampled, e.g. "euler 25, CFG 3 on t in [0.2, 1)"."""
     label = f"{protocol['sampler']} {protocol['steps']}, CFG {protocol['cfg']:g}"
     start, end = guidance_interval(protocol)
-    return label if (start, end) == (0, 1) else label + f" on t in [{start:g}, {end:g})"
+    label += "" if (start, end) == (0, 1) else f" on t in [{start:g}, {end:g})"
+    return label + (f", grounded on {protocol['retrieve']} captions" if protocol.get("retrieve") else "")
 
 
 def default_report_path(report: dict) -> Path:

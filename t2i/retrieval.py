@@ -1,0 +1,73 @@
+"""The training captions nearest a prompt in the text encoder's sentence space, and prompts
+grounded on them (`sample.retrieve`).
+
+A model conditioned on a frozen pretrained encoder learns an image for each training caption's
+embedding, and draws what it learned nearby for a prompt it never saw. How far that carries is
+measured (README, text study): on held-out Fashion-MNIST paraphrases, the nearest training
+caption names the right class 83% of the time, while the model conditioned on the paraphrase's
+own embedding draws it 67% of the time: between two classes' captions the diffusion loss has
+learned a blend, and guidance draws a blend. Grounding replaces the prompt's sentence embedding
+by an average of its k nearest training captions' embeddings, weighted by softmax(cosine /
+temperature): the model is then conditioned where it was trained, and the text encoder's
+neighbourhoods (what the 83% measures) decide the class. A prompt that is itself a training
+caption is (almost) unchanged.
+
+This needs the finite caption set of a class-labelled dataset (its templates and bank) and the
+sentence pooling (one token, the sentence embedding); a model of free-form captions records no
+caption list in its checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .captions import Classes
+from .text import PretrainedTextEncoder, TextEncoder
+
+
+def grounding_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional[str]:
+    """Why prompts cannot be grounded on this model's training captions, or None if they can."""
+    if not isinstance(text, PretrainedTextEncoder):
+        return "a pretrained text encoder (a class encoder maps a prompt to its class by name)"
+    if classes is None:
+        return "a class-labelled training set (a model of free-form captions records no caption list)"
+    if text.pooling != "sentence":
+        return f"text.pooling=sentence (this model was trained with {text.pooling!r})"
+    return None
+
+
+class CaptionIndex:
+    """A labelled dataset's training captions, each with its class and its sentence embedding
+    (computed once, `precompute`d into the encoder's caption table and cached on disk)."""
+
+    def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None):
+        if not isinstance(text, PretrainedTextEncoder):
+            raise ValueError("the nearest training captions need a pretrained text encoder: a "
+                             "class encoder maps a prompt to its class by name")
+        if classes is None:
+            raise ValueError("the nearest training captions need a class-labelled training set: "
+                             "a model trained on free-form captions does not record them")
+        self.text, self.classes = text, classes
+        per_class = classes.training_captions()
+        self.captions = [c for caps in per_class for c in caps]
+        self.labels = torch.tensor([k for k, caps in enumerate(per_class) for _ in caps])
+        text.precompute(classes.all_captions(), cache)
+        self.embeddings = text.sentence_embeddings(self.captions)  # [N, D], unit length
+
+    def similarities(self, prompts: list[str]) -> torch.Tensor:
+        """[P, N]: the cosine similarity of each prompt to each training caption."""
+        return self.text.sentence_embeddings(prompts) @ self.embeddings.T
+
+    def ground(self, prompts: list[str], k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The condition (tokens [P, 1, D], mask [P, 1]) of each prompt grounded on its k nearest
+        training captions (see the module doc)."""
+        if problem := grounding_problem(self.text, self.classes):
+            raise ValueError(f"grounding prompts on the training captions (sample.retrieve) needs {problem}")
+        top = self.similarities(prompts).topk(min(k, len(self.captions)), dim=1)
+        weights = torch.softmax(top.values / temperature, dim=1)
+        mixed = (weights[..., None] * self.embeddings[top.indices]).sum(1)
+        return self.text.sentence_tokens(nn.functional.normalize(mixed, dim=-1))

@@ -1,0 +1,60 @@
+import pytest
+import torch
+from torch import nn
+
+from t2i.evaluation.reports import sampling_label
+from t2i.retrieval import CaptionIndex, grounding_problem
+
+
+def test_a_training_caption_grounds_on_itself(text_pipe, word_bert):
+    pipe = text_pipe(word_bert, pooling="sentence")
+    text, index = pipe.networks["text"], pipe.caption_index()
+    assert pipe.caption_index() is index  # embedded once
+    tokens, mask = index.ground(["a photo of a sneaker"], k=1, temperature=0.05)
+    own, own_mask = text.encode(["a photo of a sneaker"])
+    assert tokens.shape == own.shape == (1, 1, text.dim) and mask.tolist() == own_mask.tolist() == [[True]]
+    torch.testing.assert_close(tokens, own, atol=1e-5, rtol=0)
+
+
+def test_grounding_is_the_softmax_weighted_mean_of_the_nearest_captions(text_pipe, word_bert):
+    index = text_pipe(word_bert, pooling="sentence").caption_index()
+    prompt, k, temperature = "a red sneaker for the evening", 3, 0.2
+    sims = index.similarities([prompt])[0]
+    top = sims.argsort(descending=True)[:k]
+    weights = torch.softmax(sims[top] / temperature, 0)
+    expected = nn.functional.normalize((weights[:, None] * index.embeddings[top]).sum(0), dim=0)
+    tokens, _ = index.ground([prompt], k, temperature)
+    torch.testing.assert_close(tokens[0, 0] / index.text.dim ** 0.5, expected, atol=1e-5, rtol=0)
+    # a cold softmax is the nearest caption alone; k beyond the caption count is all of them
+    cold, _ = index.ground([prompt], k, 1e-4)
+    torch.testing.assert_close(cold[0, 0] / index.text.dim ** 0.5, index.embeddings[top[0]], atol=1e-5, rtol=0)
+    assert index.ground([prompt], 10 ** 6, temperature)[0].shape == tokens.shape
+
+
+def test_sampling_grounded_on_one_caption_draws_what_the_caption_draws(text_pipe, word_bert):
+    pipe = text_pipe(word_bert, pooling="sentence")
+    assert pipe.sampling()["retrieve"] == 0  # off unless the config or the call says so
+    own = pipe(["a photo of a sneaker"], steps=2, seed=3)
+    grounded = pipe(["a photo of a sneaker"], steps=2, seed=3, retrieve=1)
+    torch.testing.assert_close(grounded, own, atol=1e-4, rtol=0)
+    other = pipe(["a red sneaker for the evening"], steps=2, seed=3, retrieve=2)
+    assert other.shape == own.shape and torch.isfinite(other).all()
+
+
+def test_grounding_says_what_it_needs(text_pipe, word_bert):
+    tokens = text_pipe(word_bert)  # text.pooling=tokens
+    assert "text.pooling=sentence" in grounding_problem(tokens.networks["text"], tokens.classes)
+    with pytest.raises(ValueError, match="text.pooling=sentence"):
+        tokens.sampling(retrieve=4)
+    with pytest.raises(ValueError, match="pretrained text encoder"):
+        text_pipe("onehot").sampling(retrieve=4)
+    with pytest.raises(ValueError, match="class-labelled"):
+        CaptionIndex(tokens.networks["text"], None)
+    with pytest.raises(ValueError, match="integer >= 0"):
+        text_pipe(word_bert, pooling="sentence").sampling(retrieve=-1)
+
+
+def test_reports_say_the_prompts_were_grounded():
+    protocol = {"sampler": "euler", "steps": 12, "cfg": 4.5, "cfg_interval": [0.2, 1.0]}
+    assert sampling_label(protocol) == "euler 12, CFG 4.5 on t in [0.2, 1)"
+    assert sampling_label({**protocol, "retrieve": 8}) == "euler 12, CFG 4.5 on t in [0.2, 1), grounded on 8 captions"

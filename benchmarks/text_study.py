@@ -3,6 +3,7 @@ the prompts drawn by one checkpoint.
 
     # per-prompt accuracy (mean over the seeds' reports), class by class, worst ten first
     python benchmarks/text_study.py prompts --dir study --arm bankf-sentence --set paraphrases
+    python benchmarks/text_study.py prompts --reports A/eval_paraphrases.json B/eval_paraphrases.json
     # one row per class, one column per held-out prompt (first seed)
     python benchmarks/text_study.py grid --checkpoint RUN --set paraphrases --out grid.png
     # what the text side alone allows: held-out prompts classified from MiniLM's sentence
@@ -34,8 +35,9 @@ from t2i.text import PretrainedTextEncoder
 
 
 def prompts_table(args) -> None:
-    reports = [json.loads(f.read_text()) for f in
-               sorted((Path(args.dir) / args.arm).glob(f"seed*/eval_{args.set}.json"))]
+    files = ([Path(f) for f in args.reports] if args.reports else
+             sorted((Path(args.dir) / args.arm).glob(f"seed*/eval_{args.set}.json")))
+    reports = [json.loads(f.read_text()) for f in files]
     if not reports:
         raise SystemExit(f"no {args.set} reports in {Path(args.dir) / args.arm}")
     sets = reports[0]["protocol"]["prompt_list"]
@@ -115,8 +117,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("prompts", help="per-prompt accuracy table of an arm")
-    t.add_argument("--dir", required=True)
-    t.add_argument("--arm", required=True)
+    t.add_argument("--dir", help="a recipe study's folder: with --arm, its DIR/ARM/seed*/eval_SET.json")
+    t.add_argument("--arm")
+    t.add_argument("--reports", nargs="+", help="or these reports of one prompt set")
     t.add_argument("--set", default="paraphrases", choices=["paraphrases", "heldout"])
     t.set_defaults(fn=prompts_table)
     g = sub.add_parser("grid", help="one row per class, one column per held-out prompt")

@@ -20,7 +20,9 @@ def fmnist() -> Config:
         model=ModelConfig(width=128, depth=6, patch_size=7),
         # Time-bound: the schedule ends with the 10 minutes; steps is only a ceiling. LR 3e-3
         # (was 1e-3): a 3,000-step run learns more per image at a higher rate (README, LR study).
-        train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=32, lr=3e-3, eval_every=500),
+        # Batch 64 (was 32): at 16 tokens a step's fixed costs weigh, so 64 gives 1.25x the
+        # images per second; FD, precision and recall better, names equal (README, patch study).
+        train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=64, lr=3e-3, eval_every=500),
         # Guidance from t = 0.2 on only: guiding near pure noise made every sample of a class
         # alike and over-bright (README, guidance study); 12 Euler steps match 25.
         sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.2),
@@ -34,7 +36,8 @@ def fmnist_quick() -> Config:
     return dataclasses.replace(
         base, preset="fmnist-quick", model=dataclasses.replace(base.model, depth=4),
         # ~1,000 steps: LR 4e-3 against 1e-3 took the FD from 12 to 6 (README, LR study).
-        train=dataclasses.replace(base.train, max_minutes=2.0, lr=4e-3, warmup_steps=50,
+        # Batch 32: in 2 minutes the number of steps counts most (measured at 32 only).
+        train=dataclasses.replace(base.train, max_minutes=2.0, batch_size=32, lr=4e-3, warmup_steps=50,
                                   sample_every=250, eval_every=0))
 
 
@@ -134,11 +137,13 @@ def fmnist_text() -> Config:
     Each class trains on its caption bank (WordNet kinds, definitions, parts, curated facets),
     half the draws its names in templates; the frozen all-MiniLM-L6-v2 hands the DiT one
     token, the sentence embedding. The README's text study chose these: paraphrases never
-    trained on 62.7% -> 68%, class names as before, FD and recall better, at ~15% more img/s."""
+    trained on 62.7% -> 68%, class names as before, FD and recall better, at ~15% more img/s.
+    Sampling grounds each prompt on its 8 nearest training captions (README, text study)."""
     base = fmnist()
     return dataclasses.replace(base, preset="fmnist-text",
                                text=TextConfig(encoder="minilm", pooling="sentence"),
-                               data=dataclasses.replace(base.data, captions="bank", template_share=0.5))
+                               data=dataclasses.replace(base.data, captions="bank", template_share=0.5),
+                               sample=dataclasses.replace(base.sample, retrieve=8))
 
 
 def fmnist_text_fewstep() -> Config:
@@ -151,8 +156,8 @@ def fmnist_text_fewstep() -> Config:
         base, preset="fmnist-text-fewstep",
         objective=ObjectiveConfig(kind="shortcut", step_grid="1,2,4", interval_fraction=0.75,
                                   guidance=4.5, guidance_start=0.2),
-        train=dataclasses.replace(base.train, max_minutes=5.0, lr=1e-3, warmup_steps=50),
-        sample=SampleConfig(sampler="fewstep", steps=1, cfg=1.0),
+        train=dataclasses.replace(base.train, max_minutes=5.0, batch_size=32, lr=1e-3, warmup_steps=50),
+        sample=SampleConfig(sampler="fewstep", steps=1, cfg=1.0, retrieve=base.sample.retrieve),
     )
 
 

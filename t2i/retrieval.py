@@ -29,12 +29,19 @@ from .captions import Classes
 from .text import PretrainedTextEncoder, TextEncoder
 
 
-def grounding_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional[str]:
-    """Why prompts cannot be grounded on this model's training captions, or None if they can."""
+def index_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional[str]:
+    """What a model lacks for its training captions to be looked up by meaning, or None."""
     if not isinstance(text, PretrainedTextEncoder):
         return "a pretrained text encoder (a class encoder maps a prompt to its class by name)"
     if classes is None:
         return "a class-labelled training set (a model of free-form captions records no caption list)"
+    return None
+
+
+def grounding_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional[str]:
+    """Why prompts cannot be grounded on this model's training captions, or None if they can."""
+    if problem := index_problem(text, classes):
+        return problem
     if text.pooling != "sentence":
         return f"text.pooling=sentence (this model was trained with {text.pooling!r})"
     return None
@@ -45,12 +52,8 @@ class CaptionIndex:
     (computed once, `precompute`d into the encoder's caption table and cached on disk)."""
 
     def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None):
-        if not isinstance(text, PretrainedTextEncoder):
-            raise ValueError("the nearest training captions need a pretrained text encoder: a "
-                             "class encoder maps a prompt to its class by name")
-        if classes is None:
-            raise ValueError("the nearest training captions need a class-labelled training set: "
-                             "a model trained on free-form captions does not record them")
+        if problem := index_problem(text, classes):
+            raise ValueError(f"the nearest training captions need {problem}")
         self.text, self.classes = text, classes
         per_class = classes.training_captions()
         self.captions = [c for caps in per_class for c in caps]

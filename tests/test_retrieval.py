@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from t2i.evaluation.reports import sampling_label
 from t2i.retrieval import CaptionIndex, grounding_problem
 
 
@@ -53,8 +52,3 @@ def test_grounding_says_what_it_needs(text_pipe, word_bert):
     with pytest.raises(ValueError, match="integer >= 0"):
         text_pipe(word_bert, pooling="sentence").sampling(retrieve=-1)
 
-
-def test_reports_say_the_prompts_were_grounded():
-    protocol = {"sampler": "euler", "steps": 12, "cfg": 4.5, "cfg_interval": [0.2, 1.0]}
-    assert sampling_label(protocol) == "euler 12, CFG 4.5 on t in [0.2, 1)"
-    assert sampling_label({**protocol, "retrieve": 8}) == "euler 12, CFG 4.5 on t in [0.2, 1), grounded on 8 captions"

@@ -95,8 +95,9 @@ def cmd_eval_sweep(args) -> int:
 
 
 def cmd_eval_readme(args) -> int:
-    evaluation.update_readme(args.readme, [Path(r) for r in args.reports])
-    print(f"updated the results table in {args.readme} from {len(args.reports)} reports")
+    skipped = evaluation.update_readme(args.readme, [Path(r) for r in args.reports])
+    print(f"updated the results table in {args.readme} from {len(args.reports) - len(skipped)} reports"
+          + (f"; left out {len(skipped)} without class accuracy: {', '.join(skipped)}" if skipped else ""))
     return 0
 
 

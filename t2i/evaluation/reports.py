@@ -52,17 +52,22 @@ def results_table(reports: list[tuple[str, dict]]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def update_readme(readme: str | Path, report_files: list[Path]) -> None:
-    """Replace the README's results table (between its markers) with one made from reports."""
+def update_readme(readme: str | Path, report_files: list[Path]) -> list[str]:
+    """Replace the README's results table (between its markers) with one made from the
+    class-accuracy reports among `report_files`; returns the names of those left out (an emoji
+    report scores groups and colours instead: `benchmarks/emoji_study.py table`)."""
     readme = Path(readme)
     text = readme.read_text()
     if RESULTS_BEGIN not in text or RESULTS_END not in text:
         raise ValueError(f"{readme} has no results markers: add the lines {RESULTS_BEGIN} and "
                          f"{RESULTS_END} where the table goes")
     reports = [(f.name, json.loads(f.read_text())) for f in report_files]
+    skipped = [name for name, r in reports if "accuracy" not in r]
     before, rest = text.split(RESULTS_BEGIN, 1)
     _, after = rest.split(RESULTS_END, 1)
-    readme.write_text(before + RESULTS_BEGIN + "\n" + results_table(reports) + RESULTS_END + after)
+    table = results_table([(name, r) for name, r in reports if "accuracy" in r])
+    readme.write_text(before + RESULTS_BEGIN + "\n" + table + RESULTS_END + after)
+    return skipped
 
 
 def format_report(report: dict) -> str:

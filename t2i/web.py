@@ -191,8 +191,10 @@ class Demo:
                 step, images = item
                 seconds = time.perf_counter() - start
                 final = step == request.steps
+                grounded = (f", grounded on {self.initial['retrieve']} captions"
+                            if self.initial["retrieve"] else "")
                 status = (f"done: {request.images} image(s), {request.steps} {request.sampler} "
-                          f"steps, CFG {request.cfg:g}, seed {request.seed}, {seconds:.2f} s"
+                          f"steps, CFG {request.cfg:g}{grounded}, seed {request.seed}, {seconds:.2f} s"
                           if final else f"step {step}/{request.steps} ({seconds:.2f} s)")
                 yield grid(images), status
         finally:  # also when the consumer stops early (Gradio closes the generator)

@@ -214,3 +214,15 @@ def test_server_side_validation_reaches_the_client(app_url):
         client.predict("a flying saucer", 4, 3.0, 0, "euler", 1, 1, api_name="/generate")
     with pytest.raises(AppError, match="the limit is 300"):
         client.predict("a bag " * 60, 4, 3.0, 0, "euler", 1, 1, api_name="/generate")
+
+
+def test_the_demo_grounds_prompts_as_told_and_says_so(text_pipe, word_bert):
+    from t2i.web import grid
+
+    pipe = text_pipe(word_bert, pooling="sentence")
+    demo = Demo(pipe, sampling={"retrieve": 2})
+    *_, (image, status) = demo.stream(Request("a red sneaker", 2, 3.0, 0, "euler", 1, 2))
+    assert status.startswith("done: 1 image(s), 2 euler steps, CFG 3, grounded on 2 captions, seed 0")
+    expected = grid(pipe(["a red sneaker"], steps=2, cfg=3.0, seed=0, retrieve=2))
+    assert np.array_equal(np.asarray(image), np.asarray(expected))
+    assert "grounded" not in list(Demo(pipe).stream(Request("a red sneaker", 1, 3.0, 0, "euler", 1, 1)))[-1][1]

@@ -105,7 +105,8 @@ def grounding(args) -> None:
           f"development prompts x {args.per_prompt} images)")
     print("| --- | --- | --- | --- | --- |")
     for arm in args.arms.split(","):
-        k, temperature = (int(arm), 0.05) if ":" not in arm else (int(arm.split(":")[0]), float(arm.split(":")[1]))
+        k, _, temperature = arm.partition(":")
+        k, temperature = int(k), float(temperature or 0.05)
         pipe.config = dataclasses.replace(pipe.config, sample=dataclasses.replace(
             pipe.config.sample, retrieve_temperature=temperature))
         images, labels = generate_per_class(pipe, n, sets=sets, retrieve=k)

@@ -184,6 +184,7 @@ class Demo:
                 frames.put(e)
             frames.put(done)
         threading.Thread(target=work, daemon=True).start()
+        grounded = f", grounded on {self.initial['retrieve']} captions" if self.initial["retrieve"] else ""
         try:
             while (item := frames.get()) is not done:
                 if isinstance(item, Exception):
@@ -191,8 +192,6 @@ class Demo:
                 step, images = item
                 seconds = time.perf_counter() - start
                 final = step == request.steps
-                grounded = (f", grounded on {self.initial['retrieve']} captions"
-                            if self.initial["retrieve"] else "")
                 status = (f"done: {request.images} image(s), {request.steps} {request.sampler} "
                           f"steps, CFG {request.cfg:g}{grounded}, seed {request.seed}, {seconds:.2f} s"
                           if final else f"step {step}/{request.steps} ({seconds:.2f} s)")

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from t2i.captions import FASHION_MNIST
 from t2i.explain import Explainer

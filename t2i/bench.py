@@ -75,11 +75,13 @@ def count_flops(fn) -> int:
 def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
               warmup: int = 3) -> dict:
     """Training and sampling throughput, with model FLOPs counted by torch's FlopCounterMode and
-    compared with the best matmul peak (fp32 or bf16) measured here and now: MFU is the fraction of
-    what this device could do at its fastest precision, whatever precision the run used."""
-    device_peaks = {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)}
+    compared with the best matmul peak (fp32 or bf16) measured here and now on the run's device:
+    MFU is the fraction of what this device could do at its fastest precision, whatever
+    precision the run used."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, tmp, progress=False)
+    device_peaks = {name: matmul_flops(dtype, trainer.device)
+                    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     tc = config.train
     train_ips, train_peak = time_steps(trainer, train_steps, warmup)
     train_flops = count_flops(trainer.forward_backward) / tc.batch_size

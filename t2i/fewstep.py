@@ -53,13 +53,25 @@ _warned = set()
 
 
 def jvp(fn: Callable[..., torch.Tensor], primals: tuple[torch.Tensor, ...],
-        tangents: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        tangents: tuple[torch.Tensor, ...], separate: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(fn(*primals), its directional derivative along `tangents`): forward-mode AD
     (`torch.func.jvp`), the primal output keeping its gradient graph for the loss. Fused SDPA
-    kernels (CPU flash attention, CUDA flash / memory-efficient) have no forward-mode AD, so the
-    JVP pass runs the math kernel. Where an operation still has none (some backbones' layers), a
-    forward finite difference stands in, with a warning: fine in fp32, coarse in bf16."""
+    kernels (CPU flash attention, CUDA flash / memory-efficient / cuDNN) have no forward-mode AD,
+    so the JVP pass runs the math kernel. With `separate` (the default on CUDA) the primal that
+    carries the gradient is an ordinary forward pass of its own and the JVP pass keeps no graph:
+    one more forward, but the backward runs the fused kernels — and backpropagating through the
+    math kernel's JVP pass fails under CUDA bf16 autocast (torch 2.11: its safe-softmax backward
+    gets an fp32 gradient for a bf16 input). Where an operation still has no forward-mode AD
+    (some backbones' layers), a forward finite difference stands in, with a warning: fine in
+    fp32, coarse in bf16."""
+    if separate is None:
+        separate = primals[0].device.type == "cuda"
     try:
+        if separate:
+            out = fn(*primals)
+            with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+                _, tangent = torch.func.jvp(fn, primals, tangents)
+            return out, tangent
         with sdpa_kernel(SDPBackend.MATH):
             out, tangent = torch.func.jvp(fn, primals, tangents)
         return out, tangent.detach()

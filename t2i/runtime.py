@@ -46,11 +46,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def init_distributed(device_name: str = "auto") -> torch.device:
-    """This process's device. Under torchrun (WORLD_SIZE > 1) it also joins the process group —
-    NCCL on GPUs, gloo on CPUs — and takes GPU LOCAL_RANK. A plain `t2i train` never starts a
-    process group."""
+    """This process's device. Under torchrun it also joins the process group — NCCL on GPUs,
+    gloo on CPUs — and takes GPU LOCAL_RANK; one process under torchrun is DDP of one (the path a
+    single-GPU node of a cluster job takes). A plain `t2i train` never starts a process group."""
     device = resolve_device(device_name)
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "MASTER_ADDR" not in os.environ:
         return device
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -60,9 +60,14 @@ def init_distributed(device_name: str = "auto") -> torch.device:
     return device
 
 
+def distributed() -> bool:
+    """Whether this process is in a process group (under torchrun, even alone)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size): (0, 1) outside a process group."""
-    if dist.is_available() and dist.is_initialized():
+    if distributed():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -78,9 +83,11 @@ def main_process_first():
         dist.barrier()
 
 
-def matmul_flops(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 1024,
+def matmul_flops(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 0,
                  seconds: float = 0.3) -> float:
-    """Measured dense matmul throughput in FLOP/s for an n x n x n product."""
+    """Measured dense matmul throughput in FLOP/s for an n x n x n product (n = 0: 8192 on a
+    GPU, whose peak only large products reach, else 1024)."""
+    n = n or (8192 if torch.device(device).type == "cuda" else 1024)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     a @ b  # warm-up: kernel selection, page faults

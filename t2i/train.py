@@ -38,7 +38,7 @@ from .objectives import build_objective, ot_pairing
 from .paths import interpolate
 from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from .progress import Tracker
-from .runtime import autocast, init_distributed, main_process_first, rank_and_world
+from .runtime import autocast, distributed, init_distributed, main_process_first, rank_and_world
 from .text import drop_condition, encode_captions_once, move
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class Trainer(TrainingLoop):
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """DDP under torchrun, then torch.compile if asked."""
-        if self.world > 1:
+        if distributed():
             # A learned null token goes unused in batches without dropped conditions.
             unused = any(p.requires_grad for p in self.networks["text"].parameters())
             model = DistributedDataParallel(model, find_unused_parameters=unused)

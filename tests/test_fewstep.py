@@ -100,7 +100,8 @@ def test_two_exact_half_steps_make_the_shortcut_target_exact():
     assert 0 < err == pytest.approx(expected)
 
 
-def test_the_jvp_equals_a_finite_difference_through_the_dit():
+@pytest.mark.parametrize("separate", [False, True])
+def test_the_jvp_equals_a_finite_difference_through_the_dit(separate):
     cfg = ModelConfig(width=32, depth=2, heads=2, patch_size=7)
     model = DiT(cfg, (1, 28, 28), text_dim=10, two_times=True).double()
     for p in model.parameters():  # leave adaLN-Zero's zeros: a zero model has a zero JVP
@@ -110,7 +111,7 @@ def test_the_jvp_equals_a_finite_difference_through_the_dit():
     v = torch.randn_like(x)
     fn = lambda x, t, s: model(x, t, tokens, mask, s)  # noqa: E731
     tangents = (v, torch.ones_like(t), torch.zeros_like(s))
-    out, exact = jvp(fn, (x, t, s), tangents)
+    out, exact = jvp(fn, (x, t, s), tangents, separate=separate)
     with torch.no_grad():  # central difference: truncation error O(eps^2)
         eps = 1e-6
         approx = (fn(x + eps * v, t + eps, s) - fn(x - eps * v, t - eps, s)) / (2 * eps)

@@ -20,6 +20,7 @@ from ..data import (caption_grid, describe, format_description, image_cache_path
                     latent_cache_path, load_dataset, open_image_cache, open_latent_cache, unseen_split)
 from ..figures import vae_figures
 from ..presets import overrides_from
+from ..runtime import distributed
 from ..fsutil import cache_root
 from ..text import ENCODERS, build_text_encoder, encode_captions_once
 from ..train import Trainer
@@ -57,7 +58,7 @@ def cmd_train(args) -> int:
     try:
         final = trainer.train()
     finally:
-        if trainer.world > 1:
+        if distributed():
             dist.destroy_process_group()
     if trainer.is_main:
         print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min on "

@@ -169,6 +169,10 @@ class ObjectiveConfig(Section):
     guidance_start: float = 0.0
     guidance_end: float = 1.0
     distill: bool = True
+    # Distilling (train.init): N teacher paths run once at the first step; `trajectory_share` of
+    # each batch then trains on their steps of the step_grid's samplers (trajectories.py).
+    trajectories: int = 0
+    trajectory_share: float = 0.25
 
     section = "objective"
     rules = {"kind": choice(OBJECTIVE_NAMES), "t_sampling": choice(("logit_normal", "uniform")),
@@ -178,6 +182,7 @@ class ObjectiveConfig(Section):
              "adaptive_p": ((lambda v, c: v >= 0 or v == -1), "a number >= 0, or -1 (the method's own)"),
              "step_grid": ((lambda v, c: v == "" or INT_LIST[0](v, c)), "step counts, e.g. 1,2,4, or empty"),
              "guidance": at_least(0, "a number"), "guidance_start": between(0, 1),
+             "trajectories": at_least(0), "trajectory_share": between(0, 1),
              "guidance_end": ((lambda v, c: c.guidance_start <= v <= 1),
                               "a number in [objective.guidance_start, 1]"),
              "s_max": ((lambda v, c: c.s_min < v <= 1), "a number in (objective.s_min, 1]")}

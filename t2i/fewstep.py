@@ -113,6 +113,17 @@ def adaptive_mse(pred: torch.Tensor, target: torch.Tensor, p: float, c: float = 
     return (err / (err.detach() + c).pow(p)).mean()
 
 
+def with_known(target: torch.Tensor, known: Optional[tuple]) -> torch.Tensor:
+    """`target` with the rows whose target is known ahead (`known` = (rows, values), as
+    trajectories.py gives them) replaced by those values."""
+    if known is None or known[1] is None:
+        return target
+    rows, values = known
+    target = target.clone()
+    target[rows] = values.to(target.dtype)
+    return target
+
+
 def grid_steps(n: int, step_counts: tuple[int, ...], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """n intervals (t, s) that the few-step sampler takes: a step count from `step_counts`, then
     one of its uniform grid's steps, k / steps -> (k + 1) / steps, all uniformly."""
@@ -172,10 +183,10 @@ class MeanFlow(IntervalObjective):
         return torch.ones_like(t, dtype=torch.bool)
 
     def loss(self, model: TwoTimeModel, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
-             v: torch.Tensor) -> torch.Tensor:
+             v: torch.Tensor, known: Optional[tuple] = None) -> torch.Tensor:
         u, du_dt = model.jvp(x_t, t, s, v)
         target = v + broadcast(s - t, v) * du_dt.to(v.dtype)
-        return adaptive_mse(u, target.detach(), self.adaptive_p)
+        return adaptive_mse(u, with_known(target.detach(), known), self.adaptive_p)
 
 
 class Shortcut(IntervalObjective):
@@ -202,9 +213,9 @@ class Shortcut(IntervalObjective):
         return s == t
 
     def loss(self, model: TwoTimeModel, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
-             v: torch.Tensor) -> torch.Tensor:
+             v: torch.Tensor, known: Optional[tuple] = None) -> torch.Tensor:
         target = v.clone()
-        steps = s > t
+        steps = s > t if known is None else (s > t) & ~known[0]
         if steps.any():
             x, t0, half = x_t[steps], t[steps], (s - t)[steps] / 2
             # The half step's own interval where the model learns it, else 0 (instantaneous).
@@ -216,7 +227,7 @@ class Shortcut(IntervalObjective):
             x_mid = x + broadcast(half, x) * u1
             u2 = model.no_grad(x_mid, t0 + half, t0 + half + h, steps)
             target[steps] = ((u1 + u2) / 2).to(target.dtype)
-        return adaptive_mse(model(x_t, t, s), target, self.adaptive_p)
+        return adaptive_mse(model(x_t, t, s), with_known(target, known), self.adaptive_p)
 
 
 FEW_STEP = {"meanflow": MeanFlow, "shortcut": Shortcut}

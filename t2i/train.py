@@ -29,7 +29,8 @@ from .codecs import load_codec
 from .config import Config
 from .data import ImageDataset, dataset_info, load_dataset, open_latent_cache
 from .evaluation import evaluate, has_evaluator, reference_for, validation_loss
-from .fewstep import FEW_STEP, fold_guidance, jvp
+from .denoiser import Denoiser, TwoTime
+from .fewstep import FEW_STEP, fold_guidance
 from .fsutil import cache_root
 from .images import make_grid, seed_rows
 from .loop import TrainingLoop, resume_checkpoint
@@ -40,57 +41,9 @@ from .pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from .progress import Tracker
 from .runtime import autocast, distributed, init_distributed, main_process_first, rank_and_world
 from .text import drop_condition, encode_captions_once, move
+from .trajectories import Trajectories
 
 log = logging.getLogger(__name__)
-
-
-class Denoiser(nn.Module):
-    """The trainable networks as one module whose forward touches every trainable parameter,
-    which is what DistributedDataParallel synchronises: text encoding, condition dropout, backbone."""
-
-    def __init__(self, networks: nn.ModuleDict):
-        super().__init__()
-        self.networks = networks
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_inputs, drop: torch.Tensor,
-                s: Optional[torch.Tensor] = None, tangents: Optional[tuple] = None):
-        """The backbone's prediction; with `tangents` (of x_t, t, s) also its JVP, computed here
-        so that under DDP the pass that carries the gradient is the wrapped forward."""
-        tokens, mask = self.condition(text_inputs, drop)
-        backbone = self.networks["backbone"]
-        if tangents is None:
-            return backbone(x_t, t, tokens, mask, s)
-        return jvp(lambda x, t, s: backbone(x, t, tokens, mask, s), (x_t, t, s), tangents)
-
-    def condition(self, text_inputs, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The text tokens and mask the backbone attends to, the null condition where `drop`."""
-        text = self.networks["text"]
-        tokens, mask = text(text_inputs)
-        return drop_condition(tokens, mask, *text.null(len(drop)), drop)
-
-
-class TwoTime:
-    """A few-step loss's view of the model (fewstep.TwoTimeModel) for one micro-batch: the
-    gradient-carrying calls go through the (possibly DDP-wrapped) model, the others through
-    the plain module."""
-
-    def __init__(self, model: nn.Module, plain: Denoiser, text_inputs, drop: torch.Tensor):
-        self.model, self.plain, self.text_inputs, self.drop = model, plain, text_inputs, drop
-        self.cond = None  # the condition, encoded once for the calls without gradients
-
-    def __call__(self, x, t, s):
-        return self.model(x, t, self.text_inputs, self.drop, s)
-
-    @torch.no_grad()
-    def no_grad(self, x, t, s, rows=None):
-        if self.cond is None:
-            self.cond = self.plain.condition(self.text_inputs, self.drop)
-        tokens, mask = self.cond if rows is None else (c[rows] for c in self.cond)
-        return self.plain.networks["backbone"](x, t, tokens, mask, s)
-
-    def jvp(self, x, t, s, v):
-        return self.model(x, t, self.text_inputs, self.drop, s,
-                          (v, torch.ones_like(t), torch.zeros_like(s)))
 
 
 @torch.no_grad()
@@ -137,6 +90,10 @@ class Trainer(TrainingLoop):
         self.init_loop(self.networks, len(self.data))
         if self.teacher is not None:  # the teacher runs at the precision training settled on
             self.teacher.dtype = self.dtype
+        if config.objective.trajectories and (self.teacher is None or not self.objective.step_grid):
+            raise ValueError("objective.trajectories needs a teacher (a few-step objective with "
+                             "train.init and objective.distill=true) and objective.step_grid")
+        self.trajectories = None  # the teacher's paths, built at the first step (trajectories.py)
         self.reference = None  # the evaluation's reference features, built at the first eval
         self.validation = None  # the held-out images (data.holdout), read at the first eval
         if config.train.eval_every and not (has_evaluator(config.data) or config.data.holdout):
@@ -211,10 +168,10 @@ class Trainer(TrainingLoop):
     # ------------------------------------------------------------------ one step
 
     def loss_on(self, x: torch.Tensor, text_inputs, global_batch: int = 0,
-                part: slice = slice(None)) -> torch.Tensor:
+                part: slice = slice(None), draw=None) -> torch.Tensor:
         """The objective's loss on one micro-batch, with per-sample condition dropout. The
         random draws are made for the whole `global_batch` and sliced to this rank's `part`
-        (see the module doc)."""
+        (see the module doc); `draw`: the rows that train on teacher paths instead."""
         n = global_batch or len(x)
         drop = (torch.rand(n) < self.config.text.cond_drop)[part]
         noise = torch.randn(n, *x.shape[1:], device=x.device)[part]
@@ -224,11 +181,14 @@ class Trainer(TrainingLoop):
         if self.objective.few_step:
             t, s = (v[part] for v in self.objective.sample_times(n, x.device))
             x_t = interpolate(x, noise, t)
+            known = None
+            if draw is not None:
+                x_t, t, s, drop, known = self.trajectories.apply(draw, n, part, x_t, t, s, drop)
+            follows = self.objective.follows(t, s) & (True if known is None else ~known[0])
             with autocast(self.device, self.dtype):
-                v = self.velocity_to_follow(x, noise, x_t, t, text_inputs, drop,
-                                            self.objective.follows(t, s))
+                v = self.velocity_to_follow(x, noise, x_t, t, text_inputs, drop, follows)
                 model = TwoTime(self.model, self.denoiser, text_inputs, drop)
-                return self.objective.loss(model, x_t, t, s, v)
+                return self.objective.loss(model, x_t, t, s, v, known)
         t = self.objective.sample_t(n, x.device)[part]
         x_t = interpolate(x, noise, t)
         with autocast(self.device, self.dtype):
@@ -280,18 +240,35 @@ class Trainer(TrainingLoop):
         global_batch = tc.batch_size * self.world
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
         for micro in range(tc.grad_accum):
-            idx, u = self.order.next(global_batch)[part], torch.rand(global_batch)[part]
-            x, text_inputs = self.micro_batch(idx, u)
+            idx, u = self.order.next(global_batch), torch.rand(global_batch)
+            draw = self._trajectory_rows(idx, u)
+            x, text_inputs = self.micro_batch(idx[part], u[part])
             # With DDP, gradients are all-reduced once, on the last micro-batch.
             sync = micro == tc.grad_accum - 1 or self.world == 1
             with contextlib.nullcontext() if sync else self.model.no_sync():
-                loss = self.loss_on(x, text_inputs, global_batch, part)
+                loss = self.loss_on(x, text_inputs, global_batch, part, draw)
                 self.backward(loss)
             total += loss.item() / tc.grad_accum
         metrics = {"loss": total, **self.optimizer_step(total), **(self.statistics or {})}
         # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
         ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
         return metrics
+
+    def _trajectory_rows(self, idx: torch.Tensor, u: torch.Tensor):
+        """With objective.trajectories, the steps along teacher paths that the last rows of this
+        global batch train on (their examples and captions written into idx, u), else None."""
+        oc = self.config.objective
+        if not oc.trajectories:
+            return None
+        if self.trajectories is None:
+            self.trajectories = Trajectories.build(
+                self.teacher, self.data, oc.trajectories, self.objective.step_grid, oc.guidance,
+                (oc.guidance_start, oc.guidance_end), oc.trajectory_share,
+                self.config.train.seed + 1, self.progress and self.is_main)
+        draw = self.trajectories.draw(len(idx))
+        if draw is not None:
+            idx[-len(draw[0]):], u[-len(draw[0]):] = self.trajectories.idx[draw[0]], self.trajectories.u[draw[0]]
+        return draw
 
     def forward_backward(self) -> float:
         """One micro-batch's forward and backward pass without an optimizer step — what one

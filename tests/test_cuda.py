@@ -166,3 +166,18 @@ def test_latent_space_and_pretrained_text_on_cuda(tmp_path, debug_config, tiny_d
     pipe = Pipeline.from_pretrained(tmp_path / "run", device="cuda")
     images = pipe(["a bag", "sneakers"], steps=2, num_per_prompt=2)
     assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
+
+
+def test_trajectory_distillation_on_cuda(tmp_path):
+    """A shortcut student distilled on the GPU in bf16 with teacher paths built there."""
+    from t2i.cli import main
+
+    teacher = tmp_path / "teacher"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(teacher), "train.steps=3",
+                 "train.device=cuda"]) == 0
+    assert main(["-q", "train", "--preset", "debug", "--out", str(tmp_path / "student"),
+                 f"train.init={teacher}", "objective.kind=shortcut", "objective.step_grid=1,2",
+                 "objective.trajectories=16", "objective.guidance=2", "train.steps=3",
+                 "train.device=cuda", "train.precision=bf16"]) == 0
+    pipe = Pipeline.from_pretrained(tmp_path / "student", device="cuda")
+    assert torch.isfinite(pipe(["a bag"], steps=1, sampler="fewstep")).all()

@@ -167,3 +167,22 @@ def test_the_fewstep_sampler_steps_along_the_average_velocity():
     x = get_sampler("fewstep")(u, torch.zeros(2, 1, 2, 2), steps=2)
     assert calls == [(0.0, 0.5), (0.5, 1.0)]
     torch.testing.assert_close(x, torch.ones(2, 1, 2, 2))
+
+
+@pytest.mark.parametrize("cls", [MeanFlow, Shortcut])
+def test_known_targets_replace_their_rows(cls):
+    """Rows whose target is known ahead (teacher paths) train on it, the others as before."""
+    obj = cls(interval_fraction=1.0, adaptive_p=0.0, step_grid=(1, 2, 4))
+    t, s = (v.double() for v in obj.sample_times(64))
+    x_t = torch.randn(64, 1, 2, 2, dtype=torch.float64)
+    v = velocity(x_t, t)
+    rows = torch.arange(64) >= 48
+    known = torch.zeros(16, 1, 2, 2, dtype=torch.float64)  # wrong on purpose: the loss shows it
+    with_rows = obj.loss(Exact(), x_t, t, s, v, known=(rows, known)).item()
+    # Plain MSE is the mean over rows: the other 48 rows' loss as without known rows (MeanFlow's
+    # is ~0 for the exact model; the shortcut's finest steps are an Euler pair, not exact), plus
+    # the known rows' error against the zeros, which is the exact average velocity's size.
+    others = obj.loss(Exact(), x_t[~rows], t[~rows], s[~rows], v[~rows]).item()
+    u = average(x_t, t, s)[rows]
+    expected = (others * 48 + u.pow(2).flatten(1).mean(1).sum().item()) / 64
+    assert with_rows == pytest.approx(expected, rel=1e-6)

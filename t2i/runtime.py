@@ -50,7 +50,8 @@ def init_distributed(device_name: str = "auto") -> torch.device:
     gloo on CPUs — and takes GPU LOCAL_RANK; one process under torchrun is DDP of one (the path a
     single-GPU node of a cluster job takes). A plain `t2i train` never starts a process group."""
     device = resolve_device(device_name)
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "MASTER_ADDR" not in os.environ:
+    launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR"))  # torchrun's
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not launched:
         return device
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

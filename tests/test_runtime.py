@@ -50,6 +50,32 @@ def test_single_process_never_starts_a_process_group(monkeypatch):
         pass
 
 
+def test_one_process_under_torchrun_is_a_process_group_of_one(monkeypatch):
+    """torchrun's environment with WORLD_SIZE=1 starts a (gloo) group of one — DDP of one, the
+    path a single-GPU node takes; a stray MASTER_ADDR alone starts nothing."""
+    import socket
+
+    import torch.distributed as dist
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    runtime.init_distributed("cpu")
+    assert not runtime.distributed()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        runtime.init_distributed("cpu")
+        assert runtime.distributed() and dist.get_backend() == "gloo"
+        assert runtime.rank_and_world() == (0, 1)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_auto_precision_is_decided_by_timing_the_real_step_and_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "_cpu_bf16_is_faster", lambda: True)  # as on an AVX512-BF16 CPU
     cpu, cache = torch.device("cpu"), tmp_path / "precision.json"

@@ -80,19 +80,20 @@ class Trainer(TrainingLoop):
         self.data = data if data is not None else self._build_data()
         self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
         self.teacher = None  # a few-step run's frozen teacher (objective.distill), or None
-        if config.train.init and ckpt is None:
-            self._init_from(resolve_checkpoint(config.train.init))
+        distills = config.objective.kind in FEW_STEP and config.objective.distill
+        if config.train.init and (ckpt is None or distills):  # a resumed distillation keeps its teacher
+            self._init_from(resolve_checkpoint(config.train.init), weights=ckpt is None)
         self.text_cache = self._precompute_captions()  # what was encoded ahead, or None
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
+        if config.objective.trajectories and (self.teacher is None or not self.objective.step_grid):
+            raise ValueError("objective.trajectories needs a teacher (a few-step objective with "
+                             "train.init and objective.distill=true) and objective.step_grid")
         self.denoiser = Denoiser(self.networks)
         self.model = self._wrap(self.denoiser)
         self.init_loop(self.networks, len(self.data))
         if self.teacher is not None:  # the teacher runs at the precision training settled on
             self.teacher.dtype = self.dtype
-        if config.objective.trajectories and (self.teacher is None or not self.objective.step_grid):
-            raise ValueError("objective.trajectories needs a teacher (a few-step objective with "
-                             "train.init and objective.distill=true) and objective.step_grid")
         self.trajectories = None  # the teacher's paths, built at the first step (trajectories.py)
         self.reference = None  # the evaluation's reference features, built at the first eval
         self.validation = None  # the held-out images (data.holdout), read at the first eval
@@ -117,18 +118,19 @@ class Trainer(TrainingLoop):
                 return open_latent_cache(self.config, self.codec, progress=bar)
             return load_dataset(self.config.data, "train", bar)
 
-    def _init_from(self, ckpt: Path) -> None:
-        """Start from a checkpoint's EMA weights. A one-time (flow) checkpoint fits a two-time
-        (few-step) model: the interval embedding it lacks starts at zero, so the model starts as
-        the checkpoint's velocity for every interval. A few-step run that distils keeps the
-        checkpoint, frozen, as its teacher."""
+    def _init_from(self, ckpt: Path, weights: bool = True) -> None:
+        """Start from a checkpoint's EMA weights (if `weights`). A one-time (flow) checkpoint fits
+        a two-time (few-step) model: the interval embedding it lacks starts at zero, so the model
+        starts as the checkpoint's velocity for every interval. A few-step run that distils keeps
+        the checkpoint, frozen, as its teacher — also when it resumes."""
         init = load_config(ckpt)
         if (init.model, init.text, init.data, init.vae) != (self.config.model, self.config.text,
                                                             self.config.data, self.config.vae):
             raise ValueError(f"train.init={ckpt}: its model/text/data/vae settings differ from "
                              "this run's (start from the same preset)")
-        load_into(self.networks, ckpt, "ema", allow_missing=NEW_IN_TWO_TIMES)
-        log.info("initialised from %s", ckpt)
+        if weights:
+            load_into(self.networks, ckpt, "ema", allow_missing=NEW_IN_TWO_TIMES)
+            log.info("initialised from %s", ckpt)
         if self.config.objective.kind in FEW_STEP and self.config.objective.distill:
             self.teacher = Pipeline.from_pretrained(ckpt, str(self.device), "fp32")
             self.teacher.networks.requires_grad_(False)
@@ -362,8 +364,12 @@ class Trainer(TrainingLoop):
 
 def _resumed_config(config: Config, ckpt: Path) -> Config:
     """What a resumed run trains: the checkpoint's model, text, data and VAE (they shape the
-    weights and the data), with this run's objective, training and sampling settings."""
+    weights and the data), with this run's objective, training and sampling settings — and the
+    checkpoint's train.init where this run names none (a distillation's teacher)."""
     saved = load_config(ckpt)
+    if saved.train.init and not config.train.init:
+        log.info("resuming %s: train.init=%s (its teacher) from the checkpoint", ckpt, saved.train.init)
+        config = config.override([f"train.init={saved.train.init}"])
     if (saved.model, saved.text, saved.data, saved.vae) != (config.model, config.text,
                                                               config.data, config.vae):
         log.warning("resuming %s: model/text/data/vae come from the checkpoint's config", ckpt)

@@ -62,7 +62,7 @@ def test_the_paths_follow_the_teachers_guided_euler_steps(tmp_path):
     assert x1.abs().max() > 0 and not torch.allclose(x1, x0)
 
 
-def test_trajectories_train_a_distilled_student_and_need_a_teacher(tmp_path):
+def test_trajectories_train_a_distilled_student_resume_with_it_and_need_a_teacher(tmp_path):
     from t2i.cli import main
     from t2i.presets import get_preset
     from t2i.train import Trainer
@@ -74,5 +74,8 @@ def test_trajectories_train_a_distilled_student_and_need_a_teacher(tmp_path):
               "objective.trajectory_share=0.5", "objective.guidance=2", "train.steps=3", "train.device=cpu"]
     assert main(["-q", "train", "--preset", "debug", "--out", str(tmp_path / "student"),
                  f"train.init={teacher}", *common]) == 0
+    resumed = Trainer(get_preset("debug").override(common), tmp_path / "student", resume="latest",
+                      progress=False)
+    assert resumed.step == 3 and resumed.teacher is not None  # a resumed distillation keeps its teacher
     with pytest.raises(ValueError, match="objective.trajectories needs a teacher"):
         Trainer(get_preset("debug").override(common), tmp_path / "alone", progress=False)

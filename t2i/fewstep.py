@@ -116,7 +116,7 @@ def adaptive_mse(pred: torch.Tensor, target: torch.Tensor, p: float, c: float = 
 def with_known(target: torch.Tensor, known: Optional[tuple]) -> torch.Tensor:
     """`target` with the rows whose target is known ahead (`known` = (rows, values), as
     trajectories.py gives them) replaced by those values."""
-    if known is None or known[1] is None:
+    if known is None:
         return target
     rows, values = known
     target = target.clone()

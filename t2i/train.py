@@ -82,7 +82,7 @@ class Trainer(TrainingLoop):
         self.teacher = None  # a few-step run's frozen teacher (objective.distill), or None
         distills = config.objective.kind in FEW_STEP and config.objective.distill
         if config.train.init and (ckpt is None or distills):  # a resumed distillation keeps its teacher
-            self._init_from(resolve_checkpoint(config.train.init), weights=ckpt is None)
+            self._init_from(resolve_checkpoint(config.train.init), weights=ckpt is None, teacher=distills)
         self.text_cache = self._precompute_captions()  # what was encoded ahead, or None
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
         self.objective = build_objective(config.objective)
@@ -118,11 +118,11 @@ class Trainer(TrainingLoop):
                 return open_latent_cache(self.config, self.codec, progress=bar)
             return load_dataset(self.config.data, "train", bar)
 
-    def _init_from(self, ckpt: Path, weights: bool = True) -> None:
+    def _init_from(self, ckpt: Path, weights: bool, teacher: bool) -> None:
         """Start from a checkpoint's EMA weights (if `weights`). A one-time (flow) checkpoint fits
         a two-time (few-step) model: the interval embedding it lacks starts at zero, so the model
-        starts as the checkpoint's velocity for every interval. A few-step run that distils keeps
-        the checkpoint, frozen, as its teacher — also when it resumes."""
+        starts as the checkpoint's velocity for every interval. With `teacher` (a few-step run
+        that distils, also when it resumes) the checkpoint, frozen, is the teacher."""
         init = load_config(ckpt)
         if (init.model, init.text, init.data, init.vae) != (self.config.model, self.config.text,
                                                             self.config.data, self.config.vae):
@@ -131,7 +131,7 @@ class Trainer(TrainingLoop):
         if weights:
             load_into(self.networks, ckpt, "ema", allow_missing=NEW_IN_TWO_TIMES)
             log.info("initialised from %s", ckpt)
-        if self.config.objective.kind in FEW_STEP and self.config.objective.distill:
+        if teacher:
             self.teacher = Pipeline.from_pretrained(ckpt, str(self.device), "fp32")
             self.teacher.networks.requires_grad_(False)
             log.info("distilling: the velocity to follow is %s's, guided at %g", ckpt,
@@ -186,7 +186,9 @@ class Trainer(TrainingLoop):
             known = None
             if draw is not None:
                 x_t, t, s, drop, known = self.trajectories.apply(draw, n, part, x_t, t, s, drop)
-            follows = self.objective.follows(t, s) & (True if known is None else ~known[0])
+            follows = self.objective.follows(t, s)
+            if known is not None:  # the teacher's paths give those rows their target
+                follows = follows & ~known[0]
             with autocast(self.device, self.dtype):
                 v = self.velocity_to_follow(x, noise, x_t, t, text_inputs, drop, follows)
                 model = TwoTime(self.model, self.denoiser, text_inputs, drop)

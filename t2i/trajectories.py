@@ -87,14 +87,15 @@ class Trajectories:
 
     def apply(self, draw, global_batch: int, part: slice, x_t, t, s, drop):
         """Put the drawn steps into this rank's rows `part` of the global batch (its last rows):
-        their x_t, t, s, the condition kept; returns those and (rows, target) of the known rows."""
+        their x_t, t, s, the condition kept; returns those and (rows, target) of the known rows,
+        None where this rank holds none of them."""
         j, counts, k = draw
         first = global_batch - len(j)
         pos = torch.arange(global_batch)[part] - first
         here = pos >= 0
-        rows = here.to(x_t.device)
         if not here.any():
-            return x_t, t, s, drop, (rows, None)
+            return x_t, t, s, drop, None
+        rows = here.to(x_t.device)
         x_a, t_a, s_a, target = self.steps(*(v[pos[here]] for v in (j, counts, k)))
         x_t, t, s, drop = x_t.clone(), t.clone(), s.clone(), drop.clone()
         x_t[rows], t[rows], s[rows], drop[rows] = x_a.to(x_t.dtype), t_a.to(t.dtype), s_a.to(s.dtype), False

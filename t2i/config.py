@@ -95,6 +95,7 @@ class DataConfig(Section):
     template_share: float = 0.0  # with the bank: share of draws from the templates (0: uniform)
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
     font: Optional[str] = None  # emoji: the Noto Color Emoji font; None searches the usual font paths
+    recolour: bool = False  # emoji: add each coloured emoji in the hue colours it lacks (data/emoji.py)
     # folder / hf / emoji: images are resized (shorter side) and centre-cropped to this square
     image_size: int = 64
     channels: int = 3  # 3 = RGB, 1 = grayscale
@@ -108,7 +109,8 @@ class DataConfig(Section):
     section = "data"
     rules = {"dataset": choice(DATASET_NAMES), "subset": at_least(0), "holdout": at_least(0),
              "captions": choice(("templates", "bank", "photo")), "template_share": between(0, 1),
-             "image_size": at_least(1), "channels": choice((1, 3))}
+             "image_size": at_least(1), "channels": choice((1, 3)),
+             "recolour": ((lambda v, c: not v or c.dataset == "emoji"), "only for data.dataset=emoji")}
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,29 @@ def make_grid(images: torch.Tensor, ncol: int, pad: int = 2, scale: int = 1) -> 
     return pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST) if scale > 1 else pil
 
 
+def to_hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hue in degrees [0, 360), saturation and value in [0, 1] of RGB images in [-1, 1]
+    (B, 3, H, W)."""
+    rgb = ((images.float() + 1) / 2).clamp(0, 1)
+    r, g, b = rgb.unbind(1)
+    value, _ = rgb.max(1)
+    chroma = value - rgb.min(1).values
+    safe = chroma.clamp(min=1e-6)
+    hue = torch.where(value == r, ((g - b) / safe) % 6,
+                      torch.where(value == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60
+    saturation = chroma / value.clamp(min=1e-6)
+    return hue % 360, saturation, value
+
+
+def from_hsv(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """The inverse of `to_hsv`: RGB images in [-1, 1] (B, 3, H, W)."""
+    chroma = value * saturation
+    # Channel n (R 5, G 3, B 1) drops by the chroma where the hue is far from it on the wheel.
+    k = torch.stack([(n + hue / 60) % 6 for n in (5, 3, 1)], 1)
+    rgb = value[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
+    return rgb * 2 - 1
+
+
 def seed_rows(images: torch.Tensor, prompts: int) -> torch.Tensor:
     """Images grouped by prompt ([prompt 0 seed 0, prompt 0 seed 1, ...], as `Pipeline` returns
     them) reordered by seed, so a grid with one column per prompt has one row per seed."""

@@ -15,6 +15,13 @@ Held out: HELDOUT names colour-object pairs — the green heart, the blue circle
 and object are both seen in training on other emoji (a blue heart, a green circle) but never
 together. They are left out of the training set entirely, so whether "a green heart" draws a
 green heart measures that the text steers the image, not memory.
+
+Recolouring (`data.recolour`): most objects come in one colour ("red envelope", "orange book"),
+so a colour word is learnt from few objects and the model guesses the colour from the object.
+Each emoji whose name gives its colour ("large blue diamond") is added again in every other hue
+colour (HUE_COLOURS) its object lacks — its hue turned to that colour's, its captions saying
+so ("large purple diamond") — unless that name is a real emoji or contains a held-out pair,
+which stay unseen.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..images import from_hsv, to_hsv
 from .base import DataError, ImageDataset
 from .captioned import open_image_cache
 
@@ -43,6 +51,8 @@ COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"
 # Colour-object pairs never trained on (see the module doc): each colour and each object
 # occurs in training with other partners.
 HELDOUT = ("green heart", "brown heart", "blue circle", "red square", "purple square", "orange book")
+# The colours a hue rotation can make (brown, pink, black and white need more than a hue).
+HUE_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
 TEMPLATES = ("{n}", "{a} {n}", "an emoji of {a} {n}", "{n} emoji", "{n} icon", "a picture of {a} {n}")
 
 
@@ -133,14 +143,79 @@ def _records(cfg):
     return len(rows), records(), fingerprint, Counter()
 
 
+def swap_colour(text: str, old: str, new: str) -> str:
+    """`text` with the colour word `old` replaced by `new` (whole words only)."""
+    return re.sub(rf"\b{old}\b", new, text)
+
+
+def recolourings(rows: list[dict]) -> list[tuple[int, str, dict]]:
+    """(index into `rows`, colour, the new row) for every recoloured emoji of `rows` (see the
+    module doc): names with one hue colour word before their object, each other hue colour
+    whose name is neither a real emoji nor holds a held-out pair."""
+    real = {r["name"] for r in table()}
+    out = []
+    for i, row in enumerate(rows):
+        name, words = row["name"], colour_words(row["name"])
+        if ":" in name or len(words) != 1 or words[0] not in HUE_COLOURS or name.split()[-1] == words[0]:
+            continue
+        for colour in HUE_COLOURS:
+            new = swap_colour(name, words[0], colour)
+            if new in real or any(re.search(rf"\b{pair}\b", new) for pair in HELDOUT):
+                continue  # also the emoji itself (colour == words[0])
+            aliases = [swap_colour(display_name(a), words[0], colour) for a in row["aliases"]
+                       if words[0] in colour_words(display_name(a))]
+            out.append((i, colour, {**row, "name": new, "aliases": aliases}))
+    return out
+
+
+def dominant_hue(images: torch.Tensor) -> torch.Tensor:
+    """The mean hue (degrees, on the circle) of each image's vivid pixels, images in [-1, 1]."""
+    hue, saturation, value = to_hsv(images)
+    weight = ((saturation > 0.5) & (value > 0.3)).float()
+    angle = torch.deg2rad(hue)
+    y, x = (weight * angle.sin()).sum((1, 2)), (weight * angle.cos()).sum((1, 2))
+    return torch.rad2deg(torch.atan2(y, x)) % 360
+
+
+def recolour(images: torch.Tensor, rows: list[dict]) -> tuple[torch.Tensor, list[dict]]:
+    """The recoloured copies of the uint8 emoji `images` named by `rows`, and their rows. Each
+    colour's hue is where that colour's own emoji among `rows` centre (their mean dominant hue),
+    so a made "purple book" is as purple as Noto's purple things."""
+    made = recolourings(rows)
+    if not made:
+        return images[:0], []
+    x = images.float() / 127.5 - 1
+    hues = dominant_hue(x)
+    colour_of = [colour_words(r["name"]) for r in rows]
+    target = {}
+    for colour in {c for _, c, _ in made}:
+        own = torch.tensor([w == [colour] for w in colour_of])
+        angle = torch.deg2rad(hues[own])
+        target[colour] = torch.rad2deg(torch.atan2(angle.sin().mean(), angle.cos().mean())).item() % 360
+    src = torch.tensor([i for i, _, _ in made])
+    shift = torch.tensor([target[c] for _, c, _ in made]) - hues[src]
+    hue, saturation, value = to_hsv(x[src])
+    out = from_hsv((hue + shift[:, None, None]) % 360, saturation, value)
+    return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8), [r for _, _, r in made]
+
+
 def load_emoji(cfg, heldout: bool = False, progress: bool = True) -> ImageDataset:
     """The emoji dataset of a `DataConfig`, its labels the group of each emoji: the training
-    set (every emoji but HELDOUT), or with `heldout` every emoji (what evaluation compares to)."""
+    set (every emoji but HELDOUT; with `data.recolour` the recoloured copies too, before the
+    last `data.holdout`, which stay real emoji), or with `heldout` every real emoji (what
+    evaluation compares to)."""
     cache = open_image_cache(cfg, progress=progress, source=_records)
     index = {g: i for i, g in enumerate(groups())}
     rows = rows_of(cache.captions)
     keep = [i for i, r in enumerate(rows) if heldout or r["name"] not in HELDOUT]
     keep = keep[:cfg.subset or None]
     images = torch.from_numpy(np.ascontiguousarray(cache.images[keep]))
-    labels = torch.tensor([index[rows[i]["group"]] for i in keep])
-    return ImageDataset(images, labels, None, [cache.captions[i] for i in keep])
+    rows, texts = [rows[i] for i in keep], [cache.captions[i] for i in keep]
+    if cfg.recolour and not heldout:
+        trained = len(keep) - cfg.holdout  # the validation images' colours are not copied
+        more, made = recolour(images[:trained], rows[:trained])
+        images = torch.cat([images[:trained], more, images[trained:]])
+        rows = rows[:trained] + made + rows[trained:]
+        texts = texts[:trained] + [captions(r) for r in made] + texts[trained:]
+    labels = torch.tensor([index[r["group"]] for r in rows])
+    return ImageDataset(images, labels, None, texts)

@@ -12,23 +12,12 @@ from __future__ import annotations
 
 import torch
 
+from ..images import to_hsv
+
 JUDGED = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black")
 # Hue bins (degrees, upper bounds) of the colourful pixels; brown and pink are split off below.
 HUES = ((18, "red"), (45, "orange"), (70, "yellow"), (170, "green"), (255, "blue"),
         (300, "purple"), (340, "pink"), (361, "red"))
-
-
-def to_hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Hue in degrees [0, 360), saturation and value in [0, 1] of RGB images in [-1, 1]."""
-    rgb = ((images.float() + 1) / 2).clamp(0, 1)
-    r, g, b = rgb.unbind(1)
-    value, _ = rgb.max(1)
-    chroma = value - rgb.min(1).values
-    safe = chroma.clamp(min=1e-6)
-    hue = torch.where(value == r, ((g - b) / safe) % 6,
-                      torch.where(value == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60
-    saturation = chroma / value.clamp(min=1e-6)
-    return hue % 360, saturation, value
 
 
 def pixel_names(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 import sys
@@ -10,8 +11,8 @@ from PIL import ImageFont
 
 from t2i.config import DataConfig
 from t2i.data import DataError, load_dataset
-from t2i.data.emoji import (FONT_SIZE, HELDOUT, captions, colour_families, find_font, load_emoji,
-                            render, table)
+from t2i.data.emoji import (FONT_SIZE, HELDOUT, HUE_COLOURS, captions, colour_families,
+                            dominant_hue, find_font, load_emoji, recolourings, render, table)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,37 @@ def test_held_out_pairs_never_appear_in_training_captions():
         family = next(m for k, m in colour_families().items() if k == thing)
         assert any(m != pair for m in family)
         assert any(colour in c and thing not in c for c in training)
+
+
+def test_recolouring_adds_only_the_hues_an_object_lacks_and_no_held_out_pair():
+    rows = [r for r in table() if r["name"] not in HELDOUT]
+    made = {new["name"]: (rows[i]["name"], colour) for i, colour, new in recolourings(rows)}
+    real = {r["name"] for r in table()}
+    assert made["large purple diamond"][1] == "purple" and "red book" in made
+    assert not set(made) & real  # "blue book" is Noto's own, not a copy
+    assert not [n for n in made if any(re.search(rf"\b{pair}\b", n) for pair in HELDOUT)]
+    assert "orange book" not in made and "red square" not in made
+    assert not [n for n in made if "brown" in n or "pink" in n]  # not a hue rotation away
+    assert "man, purple hair" not in made and "leafy red" not in made  # a colour that is not an object's
+    new = next(r for _, _, r in recolourings(rows) if r["name"] == "large purple diamond")
+    assert "an emoji of a large purple diamond" in captions(new)
+    assert not [c for c in captions(new) if "blue" in c or "orange" in c]
+
+
+def test_recoloured_copies_take_their_colour_and_the_holdout_stays_real(tmp_path, emoji_font):
+    base = DataConfig(dataset="emoji", image_size=16, cache_dir=str(tmp_path), holdout=5)
+    plain = load_emoji(base, progress=False)
+    data = load_emoji(dataclasses.replace(base, recolour=True), progress=False)
+    names = [c[0] for c in data.captions]
+    rows = [r for r in table() if r["name"] not in HELDOUT]
+    assert len(data) == len(plain) + len(recolourings(rows[:-5]))
+    assert data.captions[-5:] == plain.captions[-5:]  # validation images: real, and not copied
+    hue = dominant_hue(data.images.float() / 127.5 - 1)
+    purple = torch.tensor([n == "purple heart" or n == "purple circle" for n in names])
+    made = names.index("purple book")
+    assert abs(hue[made] - hue[purple].mean()) < 15 and abs(hue[made] - hue[names.index("green book")]) > 60
+    assert data.labels[made] == data.labels[names.index("green book")]
+    assert set(HUE_COLOURS) >= {w for n in names[len(plain) - 5:-5] for w in n.split() if w in HUE_COLOURS}
 
 
 def test_a_missing_font_is_a_clear_error(tmp_path):

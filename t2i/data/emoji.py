@@ -181,17 +181,18 @@ def recolour(images: torch.Tensor, rows: list[dict]) -> tuple[torch.Tensor, list
     """The recoloured copies of the uint8 emoji `images` named by `rows`, and their rows. Each
     colour's hue is where that colour's own emoji among `rows` centre (their mean dominant hue),
     so a made "purple book" is as purple as Noto's purple things."""
-    made = recolourings(rows)
-    if not made:
-        return images[:0], []
     x = images.float() / 127.5 - 1
     hues = dominant_hue(x)
     colour_of = [colour_words(r["name"]) for r in rows]
     target = {}
-    for colour in {c for _, c, _ in made}:
-        own = torch.tensor([w == [colour] for w in colour_of])
-        angle = torch.deg2rad(hues[own])
-        target[colour] = torch.rad2deg(torch.atan2(angle.sin().mean(), angle.cos().mean())).item() % 360
+    for colour in HUE_COLOURS:
+        own = torch.tensor([w == [colour] for w in colour_of], dtype=torch.bool)
+        if own.any():  # (a small data.subset may hold none of a colour: it is not made)
+            angle = torch.deg2rad(hues[own])
+            target[colour] = torch.rad2deg(torch.atan2(angle.sin().mean(), angle.cos().mean())).item() % 360
+    made = [m for m in recolourings(rows) if m[1] in target]
+    if not made:
+        return images[:0], []
     src = torch.tensor([i for i, _, _ in made])
     shift = torch.tensor([target[c] for _, c, _ in made]) - hues[src]
     hue, saturation, value = to_hsv(x[src])

@@ -12,7 +12,8 @@ from PIL import ImageFont
 from t2i.config import DataConfig
 from t2i.data import DataError, load_dataset
 from t2i.data.emoji import (FONT_SIZE, HELDOUT, HUE_COLOURS, captions, colour_families,
-                            dominant_hue, find_font, load_emoji, recolourings, render, table)
+                            dominant_hue, find_font, load_emoji, recolour, recolourings, render,
+                            table)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,10 @@ def test_recoloured_copies_take_their_colour_and_the_holdout_stays_real(tmp_path
     assert abs(hue[made] - hue[purple].mean()) < 15 and abs(hue[made] - hue[names.index("green book")]) > 60
     assert data.labels[made] == data.labels[names.index("green book")]
     assert set(HUE_COLOURS) >= {w for n in names[len(plain) - 5:-5] for w in n.split() if w in HUE_COLOURS}
+    # A few rows (a small data.subset) make only the colours they hold an emoji of.
+    pick = [names.index("red apple"), names.index("blue book")]
+    images, made = recolour(plain.images[pick], [next(r for r in table() if r["name"] == names[i]) for i in pick])
+    assert sorted(r["name"] for r in made) == ["blue apple", "red book"] and images.shape == (2, 3, 16, 16)
 
 
 def test_a_missing_font_is_a_clear_error(tmp_path):

@@ -143,7 +143,9 @@ def fmnist_text() -> Config:
     return dataclasses.replace(base, preset="fmnist-text",
                                text=TextConfig(encoder="minilm", pooling="sentence"),
                                data=dataclasses.replace(base.data, captions="bank", template_share=0.5),
-                               sample=dataclasses.replace(base.sample, retrieve=8))
+                               # Guided from one Euler step earlier than `fmnist` and not in the
+                               # last: names 97.0% -> 98.2%, FD 0.81 -> 0.87 (two seeds, README)
+                               sample=dataclasses.replace(base.sample, retrieve=8, cfg_start=0.1, cfg_end=0.9))
 
 
 def fmnist_text_fewstep() -> Config:
@@ -168,12 +170,13 @@ def emoji() -> Config:
     Noto Color Emoji, 32x32 RGB), free text through the frozen all-MiniLM-L6-v2, 30 CPU minutes.
     Pixel space, patch 4 (64 tokens): the README's emoji study measured it against our VAE's
     latent space (`emoji-vae`, then `emoji-latent`) at equal minutes (15), and 30 minutes
-    against 15 (every metric better: each emoji is seen ~130 times instead of ~60)."""
+    against 15 (every metric better: each emoji is seen ~130 times instead of ~60), and the
+    recoloured copies (data.recolour) against none: seen colours 0.87 -> 0.92, FD 54 -> 46."""
     return Config(
         preset="emoji",
         model=ModelConfig(width=128, depth=6, patch_size=4),
         text=TextConfig(encoder="minilm"),
-        data=DataConfig(dataset="emoji", image_size=32, channels=3),
+        data=DataConfig(dataset="emoji", image_size=32, channels=3, recolour=True),
         train=TrainConfig(max_minutes=30.0, steps=100_000, batch_size=32, lr=3e-3,
                           eval_every=1000, eval_n_per_class=2),
         sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.2),

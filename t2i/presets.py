@@ -38,7 +38,9 @@ def fmnist_quick() -> Config:
         # ~1,000 steps: LR 4e-3 against 1e-3 took the FD from 12 to 6 (README, LR study).
         # Batch 32: in 2 minutes the number of steps counts most (measured at 32 only).
         train=dataclasses.replace(base.train, max_minutes=2.0, batch_size=32, lr=4e-3, warmup_steps=50,
-                                  sample_every=250, eval_every=0))
+                                  sample_every=250, eval_every=0),
+        # Guided on [0.1, 0.9) as fmnist-text: 94.1% -> 95.7%, FD 2.40 -> 1.86 (two seeds, README)
+        sample=dataclasses.replace(base.sample, cfg_start=0.1, cfg_end=0.9))
 
 
 def debug() -> Config:

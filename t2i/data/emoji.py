@@ -168,35 +168,36 @@ def recolourings(rows: list[dict]) -> list[tuple[int, str, dict]]:
     return out
 
 
-def dominant_hue(images: torch.Tensor) -> torch.Tensor:
-    """The mean hue (degrees, on the circle) of each image's vivid pixels, images in [-1, 1]."""
-    hue, saturation, value = to_hsv(images)
-    weight = ((saturation > 0.5) & (value > 0.3)).float()
-    angle = torch.deg2rad(hue)
-    y, x = (weight * angle.sin()).sum((1, 2)), (weight * angle.cos()).sum((1, 2))
+def circular_mean(degrees: torch.Tensor, weight: torch.Tensor, dim) -> torch.Tensor:
+    """The weighted mean of angles in degrees over `dim`, on the circle (350 and 10 give 0)."""
+    angle = torch.deg2rad(degrees)
+    y, x = (weight * angle.sin()).sum(dim), (weight * angle.cos()).sum(dim)
     return torch.rad2deg(torch.atan2(y, x)) % 360
+
+
+def dominant_hue(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """The mean hue (degrees) of each image's vivid pixels, from `images.to_hsv`'s three maps."""
+    return circular_mean(hue, ((saturation > 0.5) & (value > 0.3)).float(), (1, 2))
 
 
 def recolour(images: torch.Tensor, rows: list[dict]) -> tuple[torch.Tensor, list[dict]]:
     """The recoloured copies of the uint8 emoji `images` named by `rows`, and their rows. Each
     colour's hue is where that colour's own emoji among `rows` centre (their mean dominant hue),
     so a made "purple book" is as purple as Noto's purple things."""
-    x = images.float() / 127.5 - 1
-    hues = dominant_hue(x)
+    hue, saturation, value = to_hsv(images.float() / 127.5 - 1)
+    hues = dominant_hue(hue, saturation, value)
     colour_of = [colour_words(r["name"]) for r in rows]
     target = {}
     for colour in HUE_COLOURS:
         own = torch.tensor([w == [colour] for w in colour_of], dtype=torch.bool)
         if own.any():  # (a small data.subset may hold none of a colour: it is not made)
-            angle = torch.deg2rad(hues[own])
-            target[colour] = torch.rad2deg(torch.atan2(angle.sin().mean(), angle.cos().mean())).item() % 360
+            target[colour] = circular_mean(hues[own], torch.ones(int(own.sum())), 0).item()
     made = [m for m in recolourings(rows) if m[1] in target]
     if not made:
         return images[:0], []
     src = torch.tensor([i for i, _, _ in made])
     shift = torch.tensor([target[c] for _, c, _ in made]) - hues[src]
-    hue, saturation, value = to_hsv(x[src])
-    out = from_hsv((hue + shift[:, None, None]) % 360, saturation, value)
+    out = from_hsv((hue[src] + shift[:, None, None]) % 360, saturation[src], value[src])
     return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8), [r for _, _, r in made]
 
 

@@ -14,6 +14,7 @@ from t2i.data import DataError, load_dataset
 from t2i.data.emoji import (FONT_SIZE, HELDOUT, HUE_COLOURS, captions, colour_families,
                             dominant_hue, find_font, load_emoji, recolour, recolourings, render,
                             table)
+from t2i.images import to_hsv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +84,7 @@ def test_recoloured_copies_take_their_colour_and_the_holdout_stays_real(tmp_path
     rows = [r for r in table() if r["name"] not in HELDOUT]
     assert len(data) == len(plain) + len(recolourings(rows[:-5]))
     assert data.captions[-5:] == plain.captions[-5:]  # validation images: real, and not copied
-    hue = dominant_hue(data.images.float() / 127.5 - 1)
+    hue = dominant_hue(*to_hsv(data.images.float() / 127.5 - 1))
     purple = torch.tensor([n == "purple heart" or n == "purple circle" for n in names])
     made = names.index("purple book")
     assert abs(hue[made] - hue[purple].mean()) < 15 and abs(hue[made] - hue[names.index("green book")]) > 60
@@ -91,8 +92,8 @@ def test_recoloured_copies_take_their_colour_and_the_holdout_stays_real(tmp_path
     assert set(HUE_COLOURS) >= {w for n in names[len(plain) - 5:-5] for w in n.split() if w in HUE_COLOURS}
     # A few rows (a small data.subset) make only the colours they hold an emoji of.
     pick = [names.index("red apple"), names.index("blue book")]
-    images, made = recolour(plain.images[pick], [next(r for r in table() if r["name"] == names[i]) for i in pick])
-    assert sorted(r["name"] for r in made) == ["blue apple", "red book"] and images.shape == (2, 3, 16, 16)
+    images, copies = recolour(plain.images[pick], [next(r for r in table() if r["name"] == names[i]) for i in pick])
+    assert sorted(r["name"] for r in copies) == ["blue apple", "red book"] and images.shape == (2, 3, 16, 16)
 
 
 def test_a_missing_font_is_a_clear_error(tmp_path):

@@ -214,7 +214,9 @@ def load_emoji(cfg, heldout: bool = False, progress: bool = True) -> ImageDatase
     images = torch.from_numpy(np.ascontiguousarray(cache.images[keep]))
     rows, texts = [rows[i] for i in keep], [cache.captions[i] for i in keep]
     if cfg.recolour and not heldout:
-        trained = len(keep) - cfg.holdout  # the validation images' colours are not copied
+        # The validation images' colours are not copied; a holdout of them all leaves no copies
+        # (and load_dataset says it leaves nothing to train on).
+        trained = max(0, len(keep) - cfg.holdout)
         more, made = recolour(images[:trained], rows[:trained])
         images = torch.cat([images[:trained], more, images[trained:]])
         rows = rows[:trained] + made + rows[trained:]

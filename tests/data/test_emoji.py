@@ -84,6 +84,8 @@ def test_recoloured_copies_take_their_colour_and_the_holdout_stays_real(tmp_path
     rows = [r for r in table() if r["name"] not in HELDOUT]
     assert len(data) == len(plain) + len(recolourings(rows[:-5]))
     assert data.captions[-5:] == plain.captions[-5:]  # validation images: real, and not copied
+    with pytest.raises(DataError, match="leaves nothing to train on"):  # not 3 copies of the first 199
+        load_dataset(dataclasses.replace(base, subset=200, holdout=201, recolour=True))
     hue = dominant_hue(*to_hsv(data.images.float() / 127.5 - 1))
     purple = torch.tensor([n == "purple heart" or n == "purple circle" for n in names])
     made = names.index("purple book")

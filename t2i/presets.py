@@ -23,9 +23,11 @@ def fmnist() -> Config:
         # Batch 64 (was 32): at 16 tokens a step's fixed costs weigh, so 64 gives 1.25x the
         # images per second; FD, precision and recall better, names equal (README, patch study).
         train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=64, lr=3e-3, eval_every=500),
-        # Guidance from t = 0.2 on only: guiding near pure noise made every sample of a class
-        # alike and over-bright (README, guidance study); 12 Euler steps match 25.
-        sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.2),
+        # Guidance on t in [0.1, 0.8) only: guiding near pure noise made every sample of a class
+        # alike and over-bright, from 0.1 the class is chosen more surely (two seeds: 97.8% ->
+        # 98.6%), and leaving the last two of 12 Euler steps unguided keeps FD and recall
+        # (README, guidance at patch 7); 12 Euler steps match 25.
+        sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.1, cfg_end=0.8),
     )
 
 

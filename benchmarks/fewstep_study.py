@@ -32,9 +32,10 @@ FIELDS = ["model", "sampler", "steps", "nfe", "cfg", "accuracy", "fd", "precisio
 
 
 def parse_model(spec: str) -> tuple[str, str, dict]:
-    """LABEL=CHECKPOINT[;cfg=SCALE][;interval=START:END] -> (label, checkpoint, sampling)."""
-    label, rest = spec.split("=", 1)
-    checkpoint, *options = rest.split(";")
+    """LABEL=CHECKPOINT[;cfg=SCALE][;interval=START:END] -> (label, checkpoint, sampling). The
+    checkpoint follows the last "=" before the options, so a label may hold one ("p = 0.5")."""
+    head, *options = spec.split(";")
+    label, checkpoint = head.rsplit("=", 1)
     sampling = {}
     for option in options:
         key, value = option.split("=", 1)

@@ -6,9 +6,9 @@ the prompts drawn by one checkpoint.
     python benchmarks/text_study.py prompts --reports A/eval_paraphrases.json B/eval_paraphrases.json
     # one row per class, one column per held-out prompt (first seed)
     python benchmarks/text_study.py grid --checkpoint RUN --set paraphrases --out grid.png
-    # what the text side alone allows: held-out prompts classified from MiniLM's sentence
-    # embeddings by their nearest training caption and by a linear probe on the captions
-    python benchmarks/text_study.py ceiling
+    # what the text side alone allows: development and held-out prompts classified from the
+    # encoder's sentence embeddings by their nearest training caption and by a linear probe
+    python benchmarks/text_study.py ceiling [--encoder HUB_ID_OR_FOLDER]
     # choosing sample.retrieve (and its temperature) on the development prompts, never on a
     # held-out set: class accuracy for each K:TEMPERATURE (K = 0: the prompt's own embedding)
     python benchmarks/text_study.py grounding --checkpoint RUN --arms 0,1,8:0.05,32:0.05
@@ -64,13 +64,21 @@ def grid(args) -> None:
     print(f"wrote {args.out}: {len(sets)} classes x {width} prompts, seed {args.seed}")
 
 
+def dev_prompts(classes) -> list[list[str]]:
+    """The development prompts (benchmarks/dev-prompts.json), in the order of the class list:
+    the set settings are chosen on, so that the held-out sets stay held out."""
+    dev = json.loads((Path(__file__).parent / "dev-prompts.json").read_text())["classes"]
+    return [dev[name] for name in classes.names]
+
+
 def ceiling(args) -> None:
     """1-NN and a linear probe (softmax regression on the unit-norm sentence embeddings, 300
     full-batch Adam steps, deterministic) from training captions to classes, scored on the
-    held-out sets: roughly the best a model conditioned on the sentence embedding can do."""
+    development prompts and the held-out sets: roughly the best a model conditioned on the
+    sentence embedding can do. `--encoder` compares encoders (a hub id or a local folder)."""
     embed = PretrainedTextEncoder(args.encoder).sentence_embeddings
 
-    print("| training captions | captions | held-out set | nearest caption | linear probe |")
+    print("| training captions | captions | prompt set | nearest caption | linear probe |")
     print("| --- | --- | --- | --- | --- |")
     for name, classes in [("templates", FASHION_MNIST), ("bank", FASHION_MNIST.with_bank())]:
         caps = classes.training_captions()
@@ -84,8 +92,8 @@ def ceiling(args) -> None:
             loss = torch.nn.functional.cross_entropy(10 * x @ w + b, y) + 1e-4 * w.pow(2).sum()
             loss.backward()
             opt.step()
-        for which in ("paraphrases", "heldout"):
-            sets = getattr(classes, which)
+        for which in ("development", "paraphrases", "heldout"):
+            sets = dev_prompts(classes) if which == "development" else getattr(classes, which)
             q = embed([p for ps in sets for p in ps])
             truth = torch.tensor([k for k, ps in enumerate(sets) for _ in ps])
             nearest = (y[(q @ x.T).argmax(1)] == truth).double().mean().item()
@@ -97,8 +105,7 @@ def grounding(args) -> None:
     """Accuracy, precision and recall on the development prompts (benchmarks/dev-prompts.json)
     for each grounding setting, same seeds for every arm."""
     pipe = Pipeline.from_pretrained(args.checkpoint)
-    dev = json.loads((Path(__file__).parent / "dev-prompts.json").read_text())["classes"]
-    sets = [dev[name] for name in pipe.classes.names]
+    sets = dev_prompts(pipe.classes)
     n = args.per_prompt * len(sets[0])
     reference = Reference.for_pipeline(pipe, n)
     print(f"| retrieve | temperature | accuracy | precision | recall |  ({len(sets) * len(sets[0])} "
@@ -129,8 +136,8 @@ def main() -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True)
     g.set_defaults(fn=grid)
-    c = sub.add_parser("ceiling", help="held-out accuracy of the text side alone")
-    c.add_argument("--encoder", default="minilm")
+    c = sub.add_parser("ceiling", help="development and held-out accuracy of the text side alone")
+    c.add_argument("--encoder", default="minilm", help="text.encoder: minilm, a hub id or a folder")
     c.set_defaults(fn=ceiling)
     r = sub.add_parser("grounding", help="sample.retrieve settings on the development prompts")
     r.add_argument("--checkpoint", required=True)

@@ -161,7 +161,8 @@ class ObjectiveConfig(Section):
     # Few-step objectives (meanflow | shortcut, fewstep.py): the share of each batch trained on
     # intervals s > t (the rest s = t); the adaptive loss weight power (0 = plain MSE, 1 = every
     # sample about equal, -1 = the method's own: meanflow 1, shortcut 0; README); the step
-    # counts trained for (meanflow: half its intervals; shortcut: exactly these, "" = 1,..,64).
+    # counts trained for (meanflow: half its intervals; shortcut: exactly these, "" = 1,..,64),
+    # drawn uniformly from the list, so a count listed twice is trained twice as often.
     interval_fraction: float = 0.25
     adaptive_p: float = -1.0
     step_grid: str = ""

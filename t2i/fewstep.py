@@ -126,7 +126,8 @@ def with_known(target: torch.Tensor, known: Optional[tuple]) -> torch.Tensor:
 
 def grid_steps(n: int, step_counts: tuple[int, ...], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """n intervals (t, s) that the few-step sampler takes: a step count from `step_counts`, then
-    one of its uniform grid's steps, k / steps -> (k + 1) / steps, all uniformly."""
+    one of its uniform grid's steps, k / steps -> (k + 1) / steps, all uniformly (a count
+    listed twice is drawn twice as often: the list weights the levels)."""
     counts = torch.tensor(step_counts, device=device, dtype=torch.float32)
     steps = counts[torch.randint(len(step_counts), (n,), device=device)]
     k = torch.floor(torch.rand(n, device=device) * steps)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from t2i.config import ModelConfig
-from t2i.fewstep import MeanFlow, Shortcut, adaptive_mse, finite_difference_jvp, fold_guidance, jvp
+from t2i.fewstep import MeanFlow, Shortcut, adaptive_mse, finite_difference_jvp, fold_guidance, grid_steps, jvp
 from t2i.model import DiT
 from t2i.samplers import fewstep, get_sampler
 
@@ -80,6 +80,15 @@ def test_the_mean_flow_target_of_the_exact_average_velocity_is_itself():
     mf = MeanFlow(adaptive_p=0.0)
     assert mf.loss(Exact(), x_t, t, s, velocity(x_t, t)).item() < 1e-12
     assert mf.loss(Exact(), x_t, t, s, velocity(x_t, t) + 0.1).item() > 1e-4
+
+
+def test_a_step_count_listed_twice_is_drawn_twice_as_often():
+    torch.manual_seed(0)
+    t, s = grid_steps(20_000, (1, 1, 2, 2, 4))
+    counts = torch.round(1 / (s - t))
+    share = {n: (counts == n).double().mean().item() for n in (1, 2, 4)}
+    assert share == pytest.approx({1: 0.4, 2: 0.4, 4: 0.2}, abs=0.015)
+    assert torch.allclose(t * counts, torch.round(t * counts))  # each a step of its grid
 
 
 def test_two_exact_half_steps_make_the_shortcut_target_exact():

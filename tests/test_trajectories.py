@@ -38,6 +38,16 @@ def test_the_drawn_rows_are_the_last_of_the_global_batch_on_whichever_rank_holds
     assert small.draw(4) is None  # round(0.4) = 0 rows
 
 
+def test_the_step_grid_weights_the_path_rows_as_it_weights_the_others():
+    paths = _paths()
+    weighted = Trajectories(paths.idx, paths.u, paths.states, (1, 1, 2, 2, 4), share=1.0)
+    torch.manual_seed(0)
+    _, counts, k = weighted.draw(20_000)
+    share = {n: (counts == n).double().mean().item() for n in (1, 2, 4)}
+    assert share == pytest.approx({1: 0.4, 2: 0.4, 4: 0.2}, abs=0.015)
+    assert (k < counts).all() and (k >= 0).all()
+
+
 def test_the_paths_follow_the_teachers_guided_euler_steps(tmp_path):
     from t2i.cli import main
     from t2i.data import load_fashion_mnist

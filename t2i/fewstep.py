@@ -124,13 +124,19 @@ def with_known(target: torch.Tensor, known: Optional[tuple]) -> torch.Tensor:
     return target
 
 
-def grid_steps(n: int, step_counts: tuple[int, ...], device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """n intervals (t, s) that the few-step sampler takes: a step count from `step_counts`, then
-    one of its uniform grid's steps, k / steps -> (k + 1) / steps, all uniformly (a count
-    listed twice is drawn twice as often: the list weights the levels)."""
+def draw_levels(n: int, step_counts: tuple[int, ...], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n step counts drawn uniformly from `step_counts` (a count listed twice is drawn twice as
+    often: the list weights the levels) and for each a step index k < count, uniformly; both
+    float. The one draw of the self-consistency rows (grid_steps) and the teacher-path rows."""
     counts = torch.tensor(step_counts, device=device, dtype=torch.float32)
     steps = counts[torch.randint(len(step_counts), (n,), device=device)]
-    k = torch.floor(torch.rand(n, device=device) * steps)
+    return steps, torch.floor(torch.rand(n, device=device) * steps)
+
+
+def grid_steps(n: int, step_counts: tuple[int, ...], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n intervals (t, s) that the few-step sampler takes: step k of an n-step sampler,
+    k / steps -> (k + 1) / steps, drawn by `draw_levels`."""
+    steps, k = draw_levels(n, step_counts, device)
     return k / steps, (k + 1) / steps
 
 

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
+from .fewstep import draw_levels
 from .samplers import euler, guidance
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,8 @@ class Trajectories:
         if m == 0:
             return None
         j = torch.randint(len(self.idx), (m,))
-        counts = torch.tensor(self.grid)[torch.randint(len(self.grid), (m,))]
-        k = (torch.rand(m) * counts).long()
-        return j, counts, k
+        counts, k = draw_levels(m, self.grid)
+        return j, counts.long(), k.long()
 
     def steps(self, j: torch.Tensor, counts: torch.Tensor, k: torch.Tensor):
         """(x_t, t, s, target) of step k of an n-step sampler along paths j: the teacher's state

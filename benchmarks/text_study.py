@@ -77,6 +77,12 @@ def ceiling(args) -> None:
     development prompts and the held-out sets: roughly the best a model conditioned on the
     sentence embedding can do. `--encoder` compares encoders (a hub id or a local folder)."""
     embed = PretrainedTextEncoder(args.encoder).sentence_embeddings
+    # The prompt sets are the same whichever captions train: encoded once.
+    scored = {}
+    for which in ("development", "paraphrases", "heldout"):
+        sets = dev_prompts(FASHION_MNIST) if which == "development" else getattr(FASHION_MNIST, which)
+        scored[which] = (embed([p for ps in sets for p in ps]),
+                         torch.tensor([k for k, ps in enumerate(sets) for _ in ps]))
 
     print("| training captions | captions | prompt set | nearest caption | linear probe |")
     print("| --- | --- | --- | --- | --- |")
@@ -92,10 +98,7 @@ def ceiling(args) -> None:
             loss = torch.nn.functional.cross_entropy(10 * x @ w + b, y) + 1e-4 * w.pow(2).sum()
             loss.backward()
             opt.step()
-        for which in ("development", "paraphrases", "heldout"):
-            sets = dev_prompts(classes) if which == "development" else getattr(classes, which)
-            q = embed([p for ps in sets for p in ps])
-            truth = torch.tensor([k for k, ps in enumerate(sets) for _ in ps])
+        for which, (q, truth) in scored.items():
             nearest = (y[(q @ x.T).argmax(1)] == truth).double().mean().item()
             probe = ((10 * q @ w + b).argmax(1) == truth).double().mean().item()
             print(f"| {name} | {len(x)} | {which} ({len(q)}) | {nearest:.1%} | {probe:.1%} |")

@@ -12,6 +12,8 @@ the prompts drawn by one checkpoint.
     # choosing sample.retrieve (and its temperature) on the development prompts, never on a
     # held-out set: class accuracy for each K:TEMPERATURE (K = 0: the prompt's own embedding)
     python benchmarks/text_study.py grounding --checkpoint RUN --arms 0,1,8:0.05,32:0.05
+    # the same with one typo in each development prompt, looked up as typed and spelled
+    python benchmarks/text_study.py grounding --checkpoint RUN --arms 8 --typos 0 --spelling off,on
 
 Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
 (DIR/ARM/seedS/eval_SET.json).
@@ -22,6 +24,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
+import re
 import statistics
 from pathlib import Path
 
@@ -71,6 +75,30 @@ def dev_prompts(classes) -> list[list[str]]:
     return [dev[name] for name in classes.names]
 
 
+def typo(word: str, rng: random.Random) -> str:
+    """The word with one random edit: a letter changed, dropped or added, or two neighbours swapped."""
+    i, kind, letter = rng.randrange(len(word)), rng.randrange(4), "abcdefghijklmnopqrstuvwxyz"
+    if kind == 0:
+        return word[:i] + rng.choice(letter) + word[i + 1:]
+    if kind == 1:
+        return word[:i] + word[i + 1:]
+    if kind == 2:
+        return word[:i] + rng.choice(letter) + word[i:]
+    i = min(i, len(word) - 2)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+
+
+def with_typos(sets: list[list[str]], seed: int) -> list[list[str]]:
+    """Each prompt with one typo in one of its longest words (often the garment): a development
+    set for spelling that no one wrote, so it cannot have been written to suit the speller."""
+    rng = random.Random(seed)
+
+    def one(prompt: str) -> str:
+        m = max(re.finditer(r"[a-z]{4,}", prompt), key=lambda m: len(m.group()) + rng.random())
+        return prompt[:m.start()] + typo(m.group(), rng) + prompt[m.end():]
+    return [[one(p) for p in ps] for ps in sets]
+
+
 def ceiling(args) -> None:
     """1-NN and a linear probe (softmax regression on the unit-norm sentence embeddings, 300
     full-batch Adam steps, deterministic) from training captions to classes, scored on the
@@ -109,19 +137,26 @@ def grounding(args) -> None:
     for each grounding setting, same seeds for every arm."""
     pipe = Pipeline.from_pretrained(args.checkpoint)
     sets = dev_prompts(pipe.classes)
+    if args.typos is not None:
+        sets = with_typos(sets, args.typos)
     n = args.per_prompt * len(sets[0])
     reference = Reference.for_pipeline(pipe, n)
-    print(f"| retrieve | temperature | accuracy | precision | recall |  ({len(sets) * len(sets[0])} "
-          f"development prompts x {args.per_prompt} images)")
-    print("| --- | --- | --- | --- | --- |")
+    typos = "" if args.typos is None else f", one typo each (seed {args.typos})"
+    print(f"| retrieve | temperature | spelling | accuracy | precision | recall |  ({len(sets) * len(sets[0])} "
+          f"development prompts{typos} x {args.per_prompt} images)")
+    print("| --- | --- | --- | --- | --- | --- |")
     for arm in args.arms.split(","):
         k, _, temperature = arm.partition(":")
         k, temperature = int(k), float(temperature or 0.05)
         pipe.config = dataclasses.replace(pipe.config, sample=dataclasses.replace(
             pipe.config.sample, retrieve_temperature=temperature))
-        images, labels = generate_per_class(pipe, n, sets=sets, retrieve=k)
-        s = reference.score(images, labels)
-        print(f"| {k} | {temperature:g} | {s['accuracy']:.1%} | {s['precision']:.3f} | {s['recall']:.3f} |")
+        for spelling in args.spelling.split(",") if k else ["-"]:
+            if k:
+                pipe.caption_index().spelling = spelling == "on"
+            images, labels = generate_per_class(pipe, n, sets=sets, retrieve=k)
+            s = reference.score(images, labels)
+            print(f"| {k} | {temperature:g} | {spelling} | {s['accuracy']:.1%} | {s['precision']:.3f} "
+                  f"| {s['recall']:.3f} |")
 
 
 def main() -> None:
@@ -147,6 +182,10 @@ def main() -> None:
     r.add_argument("--arms", default="0,1,8:0.05,32:0.05",
                    help="comma-separated K or K:TEMPERATURE (default temperature 0.05)")
     r.add_argument("--per-prompt", type=int, default=20, help="images per prompt")
+    r.add_argument("--typos", type=int, default=None, metavar="SEED",
+                   help="put one random typo in each prompt (this seed)")
+    r.add_argument("--spelling", default="on", help="on, off or both (on,off): grounded prompts "
+                   "spelled against the captions' words before they are looked up")
     r.set_defaults(fn=grounding)
     args = p.parse_args()
     args.fn(args)

@@ -22,11 +22,13 @@ from .pipeline import Pipeline
 @dataclass
 class Explanation:
     prompt: str
+    spelled: str  # the prompt as it was looked up, misspelt words corrected (spelling.py)
     nearest: list[tuple[str, str, float]]  # (training caption, its class, cosine similarity)
     classes: list[tuple[str, float]]  # every class by its best caption's similarity, best first
 
     def format(self) -> str:
-        lines = [f"{self.prompt!r} is read as: "
+        spelled = f" (spelled {self.spelled!r})" if self.spelled != self.prompt else ""
+        lines = [f"{self.prompt!r}{spelled} is read as: "
                  + ", ".join(f"{name} {sim:.2f}" for name, sim in self.classes[:3]),
                  "  nearest training captions:"]
         lines += [f"    {sim:.2f}  {cap!r} ({name})" for cap, name, sim in self.nearest]
@@ -50,5 +52,6 @@ class Explainer:
             best: dict[str, float] = {}
             for label, s in zip(index.labels.tolist(), row.tolist()):
                 best[self.names[label]] = max(best.get(self.names[label], -1.0), s)
-            out.append(Explanation(prompt, nearest, sorted(best.items(), key=lambda kv: -kv[1])))
+            classes = sorted(best.items(), key=lambda kv: -kv[1])
+            out.append(Explanation(prompt, index.read(prompt), nearest, classes))
         return out

@@ -15,6 +15,9 @@ caption is (almost) unchanged.
 This needs the finite caption set of a class-labelled dataset (its templates and bank) and the
 sentence pooling (one token, the sentence embedding); a model of free-form captions records no
 caption list in its checkpoint.
+
+Before a prompt is looked up, its misspelt words are corrected against the captions' vocabulary
+(spelling.py): a typo otherwise moves a prompt's embedding far from the captions it means.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 from torch import nn
 
 from .captions import Classes
+from .spelling import Speller
 from .text import PretrainedTextEncoder, TextEncoder
 
 
@@ -47,9 +51,19 @@ def grounding_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional
     return None
 
 
+def one_token(tokenizer):
+    """known(word): whether the tokenizer has the word as one token of its vocabulary."""
+    def known(word: str) -> bool:
+        pieces = tokenizer.tokenize(word)
+        return len(pieces) == 1 and pieces[0] != tokenizer.unk_token
+    return known
+
+
 class CaptionIndex:
     """A labelled dataset's training captions, each with its class and its sentence embedding
-    (computed once, `precompute`d into the encoder's caption table and cached on disk)."""
+    (computed once, `precompute`d into the encoder's caption table and cached on disk).
+    `spelling`: prompts are spelled against the captions' words before they are looked up
+    (`read`); set it False to look them up as typed."""
 
     def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None):
         if problem := index_problem(text, classes):
@@ -60,10 +74,16 @@ class CaptionIndex:
         self.labels = torch.tensor([k for k, caps in enumerate(per_class) for _ in caps])
         text.precompute(classes.all_captions(), cache)
         self.embeddings = text.sentence_embeddings(self.captions)  # [N, D], unit length
+        self.speller = Speller(self.captions, one_token(text.tokenizer))
+        self.spelling = True
+
+    def read(self, prompt: str) -> str:
+        """The prompt as it is looked up: with its misspelt words corrected (spelling.py)."""
+        return self.speller(prompt) if self.spelling else prompt
 
     def similarities(self, prompts: list[str]) -> torch.Tensor:
-        """[P, N]: the cosine similarity of each prompt to each training caption."""
-        return self.text.sentence_embeddings(prompts) @ self.embeddings.T
+        """[P, N]: the cosine similarity of each prompt (as `read`) to each training caption."""
+        return self.text.sentence_embeddings([self.read(p) for p in prompts]) @ self.embeddings.T
 
     def ground(self, prompts: list[str], k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The condition (tokens [P, 1, D], mask [P, 1]) of each prompt grounded on its k nearest

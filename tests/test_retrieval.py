@@ -52,3 +52,16 @@ def test_grounding_says_what_it_needs(text_pipe, word_bert):
     with pytest.raises(ValueError, match="integer >= 0"):
         text_pipe(word_bert, pooling="sentence").sampling(retrieve=-1)
 
+
+
+def test_a_misspelt_caption_grounds_like_the_caption(text_pipe, word_bert):
+    pipe = text_pipe(word_bert, pooling="sentence")
+    index = pipe.caption_index()
+    assert index.read("a photo of a sneeker") == "a photo of a sneaker"
+    spelled, _ = index.ground(["a photo of a sneeker"], k=1, temperature=0.05)
+    own, _ = pipe.networks["text"].encode(["a photo of a sneaker"])
+    torch.testing.assert_close(spelled, own, atol=1e-5, rtol=0)
+    index.spelling = False  # looked up as typed: the unknown word moves the prompt elsewhere
+    assert index.read("a photo of a sneeker") == "a photo of a sneeker"
+    assert not torch.allclose(index.similarities(["a photo of a sneeker"]),
+                              index.similarities(["a photo of a sneaker"]), atol=1e-3)

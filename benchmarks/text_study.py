@@ -12,8 +12,9 @@ the prompts drawn by one checkpoint.
     # choosing sample.retrieve (and its temperature) on the development prompts, never on a
     # held-out set: class accuracy for each K:TEMPERATURE (K = 0: the prompt's own embedding)
     python benchmarks/text_study.py grounding --checkpoint RUN --arms 0,1,8:0.05,32:0.05
-    # the same with one typo in each development prompt, looked up as typed and spelled
-    python benchmarks/text_study.py grounding --checkpoint RUN --arms 8 --typos 0 --spelling off,on
+    # how prompts are read before the lookup (retrieval.py): as typed, spelled, spelled with
+    # their head phrase; --typos SEED puts one random typo in each development prompt
+    python benchmarks/text_study.py grounding --checkpoint RUN --arms 8 --typos 0 --reading typed,spelled,head
 
 Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
 (DIR/ARM/seedS/eval_SET.json).
@@ -142,7 +143,7 @@ def grounding(args) -> None:
     n = args.per_prompt * len(sets[0])
     reference = Reference.for_pipeline(pipe, n)
     typos = "" if args.typos is None else f", one typo each (seed {args.typos})"
-    print(f"| retrieve | temperature | spelling | accuracy | precision | recall |  ({len(sets) * len(sets[0])} "
+    print(f"| retrieve | temperature | reading | accuracy | precision | recall |  ({len(sets) * len(sets[0])} "
           f"development prompts{typos} x {args.per_prompt} images)")
     print("| --- | --- | --- | --- | --- | --- |")
     for arm in args.arms.split(","):
@@ -150,12 +151,13 @@ def grounding(args) -> None:
         k, temperature = int(k), float(temperature or 0.05)
         pipe.config = dataclasses.replace(pipe.config, sample=dataclasses.replace(
             pipe.config.sample, retrieve_temperature=temperature))
-        for spelling in args.spelling.split(",") if k else ["-"]:
+        for reading in args.reading.split(",") if k else ["-"]:
             if k:
-                pipe.caption_index().spelling = spelling == "on"
+                index = pipe.caption_index()
+                index.spelling, index.heads = reading in ("spelled", "head"), reading == "head"
             images, labels = generate_per_class(pipe, n, sets=sets, retrieve=k)
             s = reference.score(images, labels)
-            print(f"| {k} | {temperature:g} | {spelling} | {s['accuracy']:.1%} | {s['precision']:.3f} "
+            print(f"| {k} | {temperature:g} | {reading} | {s['accuracy']:.1%} | {s['precision']:.3f} "
                   f"| {s['recall']:.3f} |")
 
 
@@ -184,8 +186,9 @@ def main() -> None:
     r.add_argument("--per-prompt", type=int, default=20, help="images per prompt")
     r.add_argument("--typos", type=int, default=None, metavar="SEED",
                    help="put one random typo in each prompt (this seed)")
-    r.add_argument("--spelling", default="on", help="on, off or both (on,off): grounded prompts "
-                   "spelled against the captions' words before they are looked up")
+    r.add_argument("--reading", default="head", help="how grounded prompts are looked up, one or "
+                   "more of: typed (as typed), spelled (misspellings corrected), head (spelled, and "
+                   "the head phrase weighed as much as the whole prompt: the default)")
     r.set_defaults(fn=grounding)
     args = p.parse_args()
     args.fn(args)

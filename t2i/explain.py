@@ -15,6 +15,7 @@ checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from .pipeline import Pipeline
 
@@ -23,12 +24,19 @@ from .pipeline import Pipeline
 class Explanation:
     prompt: str
     spelled: str  # the prompt as it was looked up, misspelt words corrected (spelling.py)
-    nearest: list[tuple[str, str, float]]  # (training caption, its class, cosine similarity)
+    head: Optional[str]  # its head phrase, weighed as much as the whole (retrieval.py), if any
+    # (training caption, its class, similarity: the cosine, averaged with the head's if any)
+    nearest: list[tuple[str, str, float]]
     classes: list[tuple[str, float]]  # every class by its best caption's similarity, best first
 
+    def reading(self) -> str:
+        """How the prompt was read, where not simply as typed: "spelled '...', head '...'"."""
+        return ", ".join(([f"spelled {self.spelled!r}"] if self.spelled != self.prompt else [])
+                         + ([f"head {self.head!r}"] if self.head else []))
+
     def format(self) -> str:
-        spelled = f" (spelled {self.spelled!r})" if self.spelled != self.prompt else ""
-        lines = [f"{self.prompt!r}{spelled} is read as: "
+        read = f" ({self.reading()})" if self.reading() else ""
+        lines = [f"{self.prompt!r}{read} is read as: "
                  + ", ".join(f"{name} {sim:.2f}" for name, sim in self.classes[:3]),
                  "  nearest training captions:"]
         lines += [f"    {sim:.2f}  {cap!r} ({name})" for cap, name, sim in self.nearest]
@@ -53,5 +61,5 @@ class Explainer:
             for label, s in zip(index.labels.tolist(), row.tolist()):
                 best[self.names[label]] = max(best.get(self.names[label], -1.0), s)
             classes = sorted(best.items(), key=lambda kv: -kv[1])
-            out.append(Explanation(prompt, index.read(prompt), nearest, classes))
+            out.append(Explanation(prompt, *index.read(prompt), nearest, classes))
         return out

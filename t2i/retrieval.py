@@ -17,19 +17,25 @@ sentence pooling (one token, the sentence embedding); a model of free-form capti
 caption list in its checkpoint.
 
 Before a prompt is looked up, its misspelt words are corrected against the captions' vocabulary
-(spelling.py): a typo otherwise moves a prompt's embedding far from the captions it means.
+(spelling.py): a typo otherwise moves a prompt's embedding far from the captions it means. And
+a prompt's head phrase counts as much as the whole prompt: a sentence embedding weighs every
+word, so "dress pants for a wedding" sat nearest "a dress for a wedding" and "a bag to carry to
+the beach" nearest "something to wear for the beach"; each caption's similarity is the mean of
+its cosine to the prompt and to the prompt's words before their first modifier ("dress
+pants", "a bag"), where those say what the thing is (`head_phrase`).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from .captions import Classes
-from .spelling import Speller
+from .spelling import WORD, Speller
 from .text import PretrainedTextEncoder, TextEncoder
 
 
@@ -51,6 +57,23 @@ def grounding_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional
     return None
 
 
+# Where an English noun phrase's modifiers begin: "a smart shirt | for a wedding".
+MODIFIER = re.compile(r"\b(?:for|with|to|that|which|from|in|on|at|made|you|when|without|by|while|so)\b", re.I)
+# Words that say nothing about what the thing is: "something | to wear on your feet" has no head.
+VAGUE = {"a", "an", "the", "some", "something", "anything", "what", "one", "pair", "of"}
+
+
+def head_phrase(prompt: str, knows: Callable[[str], bool]) -> Optional[str]:
+    """The prompt's words before its first modifier, if it has modifiers and those words name
+    something (not "something", "a pair of") and are all words `knows` (a typo left in the
+    head would be all the head says); else None."""
+    head = MODIFIER.split(prompt, maxsplit=1)[0].strip()
+    words = [w.lower() for w in WORD.findall(head)]
+    if head == prompt.strip() or not set(words) - VAGUE or not all(knows(w) for w in words):
+        return None
+    return head
+
+
 def one_token(tokenizer):
     """known(word): whether the tokenizer has the word as one token of its vocabulary."""
     def known(word: str) -> bool:
@@ -63,7 +86,8 @@ class CaptionIndex:
     """A labelled dataset's training captions, each with its class and its sentence embedding
     (computed once, `precompute`d into the encoder's caption table and cached on disk).
     `spelling`: prompts are spelled against the captions' words before they are looked up
-    (`read`); set it False to look them up as typed."""
+    (`read`); `heads`: a prompt's head phrase counts as much as the whole prompt (module doc).
+    Set them False to look prompts up as typed, as wholes."""
 
     def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None):
         if problem := index_problem(text, classes):
@@ -75,15 +99,24 @@ class CaptionIndex:
         text.precompute(classes.all_captions(), cache)
         self.embeddings = text.sentence_embeddings(self.captions)  # [N, D], unit length
         self.speller = Speller(self.captions, one_token(text.tokenizer))
-        self.spelling = True
+        self.spelling = self.heads = True
 
-    def read(self, prompt: str) -> str:
-        """The prompt as it is looked up: with its misspelt words corrected (spelling.py)."""
-        return self.speller(prompt) if self.spelling else prompt
+    def read(self, prompt: str) -> tuple[str, Optional[str]]:
+        """The prompt as it is looked up (its misspelt words corrected, spelling.py) and its head
+        phrase (None: the whole prompt alone)."""
+        spelled = self.speller(prompt) if self.spelling else prompt
+        return spelled, head_phrase(spelled, self.speller.knows) if self.heads else None
 
     def similarities(self, prompts: list[str]) -> torch.Tensor:
-        """[P, N]: the cosine similarity of each prompt (as `read`) to each training caption."""
-        return self.text.sentence_embeddings([self.read(p) for p in prompts]) @ self.embeddings.T
+        """[P, N]: each prompt's similarity to each training caption: the cosine of the prompt as
+        `read`, averaged with its head phrase's where it has one."""
+        read = [self.read(p) for p in prompts]
+        sims = self.text.sentence_embeddings([spelled for spelled, _ in read]) @ self.embeddings.T
+        rows = [i for i, (_, head) in enumerate(read) if head]
+        if rows:
+            heads = self.text.sentence_embeddings([read[i][1] for i in rows]) @ self.embeddings.T
+            sims[rows] = (sims[rows] + heads) / 2
+        return sims
 
     def ground(self, prompts: list[str], k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The condition (tokens [P, 1, D], mask [P, 1]) of each prompt grounded on its k nearest

@@ -51,8 +51,13 @@ class Speller:
             self._memo[word] = self._correct(word)
         return self._memo[word]
 
+    def knows(self, word: str) -> bool:
+        """Whether a lower-case word is left as typed: short, a caption word, one token of the
+        encoder, or English."""
+        return len(word) < SHORTEST or word in self.counts or self.known(word) or bool(self.english.known([word]))
+
     def _correct(self, word: str) -> str:
-        if len(word) < SHORTEST or word in self.counts or self.known(word) or self.english.known([word]):
+        if self.knows(word):
             return word
         near = [w for w in self.vocabulary.known(self.vocabulary.edit_distance_1(word)) if w[0] == word[0]]
         return max(near, key=lambda w: (self.counts[w], w)) if near else word

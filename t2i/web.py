@@ -138,8 +138,8 @@ class Demo:
         e = self._explainer.explain([prompt], k)[0]
         classes = ", ".join(f"{name} {sim:.2f}" for name, sim in e.classes[:3])
         nearest = "; ".join(f"“{cap}” ({name}, {sim:.2f})" for cap, name, sim in e.nearest)
-        spelled = f"**Spelled:** “{e.spelled}”  \n" if e.spelled != e.prompt else ""
-        return f"{spelled}**Read as:** {classes}  \n**Nearest training captions:** {nearest}"
+        how = f"**Looked up:** {e.reading()}  \n" if e.reading() else ""
+        return f"{how}**Read as:** {classes}  \n**Nearest training captions:** {nearest}"
 
     def samplers(self) -> list[str]:
         """The samplers this model can use: `fewstep` only for a few-step model."""

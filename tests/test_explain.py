@@ -35,12 +35,16 @@ def test_the_demo_says_what_it_read(text_pipe, word_bert):
     assert said.startswith("**Read as:** Sneaker 1.00") and "“a photo of a sneaker” (Sneaker, 1.00)" in said
 
 
-def test_explain_says_how_it_spelled_the_prompt(text_pipe, word_bert):
+def test_explain_says_how_it_read_the_prompt(text_pipe, word_bert):
     pipe = text_pipe(word_bert)
     e = Explainer(pipe).explain(["a photo of a sneeker", "a photo of a sneaker"], k=2)
     assert e[0].spelled == e[1].spelled == e[1].prompt == "a photo of a sneaker"
     assert e[0].nearest == e[1].nearest
     assert e[0].format().startswith("'a photo of a sneeker' (spelled 'a photo of a sneaker') is read as: Sneaker")
-    assert "spelled" not in e[1].format()
+    assert "spelled" not in e[1].format() and e[0].head is None
+    headed = Explainer(pipe).explain(["a photo of a sneeker for the evening"])[0]
+    assert headed.head == "a photo of a sneaker"
+    assert headed.format().startswith("'a photo of a sneeker for the evening' (spelled 'a photo of a sneaker "
+                                      "for the evening', head 'a photo of a sneaker') is read as:")
     said = Demo(pipe).explain("a photo of a sneeker")
-    assert said.startswith("**Spelled:** “a photo of a sneaker”  \n**Read as:** Sneaker 1.00")
+    assert said.startswith("**Looked up:** spelled 'a photo of a sneaker'  \n**Read as:** Sneaker 1.00")

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from t2i.retrieval import CaptionIndex, grounding_problem
+from t2i.retrieval import CaptionIndex, grounding_problem, head_phrase
 
 
 def test_a_training_caption_grounds_on_itself(text_pipe, word_bert):
@@ -57,11 +57,36 @@ def test_grounding_says_what_it_needs(text_pipe, word_bert):
 def test_a_misspelt_caption_grounds_like_the_caption(text_pipe, word_bert):
     pipe = text_pipe(word_bert, pooling="sentence")
     index = pipe.caption_index()
-    assert index.read("a photo of a sneeker") == "a photo of a sneaker"
+    assert index.read("a photo of a sneeker") == ("a photo of a sneaker", None)
     spelled, _ = index.ground(["a photo of a sneeker"], k=1, temperature=0.05)
     own, _ = pipe.networks["text"].encode(["a photo of a sneaker"])
     torch.testing.assert_close(spelled, own, atol=1e-5, rtol=0)
     index.spelling = False  # looked up as typed: the unknown word moves the prompt elsewhere
-    assert index.read("a photo of a sneeker") == "a photo of a sneeker"
+    assert index.read("a photo of a sneeker") == ("a photo of a sneeker", None)
     assert not torch.allclose(index.similarities(["a photo of a sneeker"]),
                               index.similarities(["a photo of a sneaker"]), atol=1e-3)
+
+
+@pytest.mark.parametrize("prompt, head", [
+    ("dress pants for a wedding", "dress pants"),
+    ("a bag to carry to the beach", "a bag"),
+    ("A smart shirt With a collar", "A smart shirt"),
+    ("a pair of trainers for the gym", "a pair of trainers"),
+    ("a photo of a sneaker", None),  # no modifier: the whole prompt is the head
+    ("something to wear on your feet", None),  # says nothing about what the thing is
+    ("a pair of with straps", None),
+    ("a qwxz coat for winter", None),  # a word it does not know: the head would be a guess
+])
+def test_the_head_phrase_is_what_comes_before_the_first_modifier(prompt, head):
+    assert head_phrase(prompt, knows=lambda word: word != "qwxz") == head
+
+
+def test_a_head_phrase_counts_as_much_as_the_whole_prompt(text_pipe, word_bert):
+    index = text_pipe(word_bert, pooling="sentence").caption_index()
+    prompt = "a red sneaker for the evening"
+    assert index.read(prompt) == (prompt, "a red sneaker")
+    both = index.similarities([prompt])
+    index.heads = False
+    whole, head = index.similarities([prompt, "a red sneaker"])
+    torch.testing.assert_close(both[0], (whole + head) / 2, atol=1e-6, rtol=0)
+    assert not torch.allclose(whole, head, atol=1e-3)

@@ -26,9 +26,10 @@ def add_sample(sub) -> None:
     s.add_argument("--out", default="samples", help="output directory (default samples/)")
     s.add_argument("--strip", action="store_true", help="also write strip.png: the denoising steps")
     s.add_argument("--explain", action="store_true",
-                   help="also print what the text model understood of each prompt: its nearest "
-                        "training captions and classes by the text encoder's cosine similarity "
-                        "(pretrained text encoders on labelled datasets)")
+                   help="also print what the text model understood of each prompt: how it was "
+                        "spelled, its head phrase, its nearest training captions and classes by "
+                        "the text encoder's cosine similarity (pretrained text encoders on "
+                        "labelled datasets)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     s.set_defaults(fn=cmd_sample)
 

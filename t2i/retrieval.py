@@ -107,6 +107,10 @@ class CaptionIndex:
         spelled = self.speller(prompt) if self.spelling else prompt
         return spelled, head_phrase(spelled, self.speller.knows) if self.heads else None
 
+    def reading(self) -> str:
+        """How prompts are read before they are looked up, as reports record it."""
+        return ", ".join((["spelled"] if self.spelling else []) + (["head phrases"] if self.heads else [])) or "as typed"
+
     def similarities(self, prompts: list[str]) -> torch.Tensor:
         """[P, N]: each prompt's similarity to each training caption: the cosine of the prompt as
         `read`, averaged with its head phrase's where it has one."""

@@ -61,7 +61,9 @@ def test_a_misspelt_caption_grounds_like_the_caption(text_pipe, word_bert):
     spelled, _ = index.ground(["a photo of a sneeker"], k=1, temperature=0.05)
     own, _ = pipe.networks["text"].encode(["a photo of a sneaker"])
     torch.testing.assert_close(spelled, own, atol=1e-5, rtol=0)
+    assert index.reading() == "spelled, head phrases"
     index.spelling = False  # looked up as typed: the unknown word moves the prompt elsewhere
+    assert index.reading() == "head phrases"
     assert index.read("a photo of a sneeker") == ("a photo of a sneeker", None)
     assert not torch.allclose(index.similarities(["a photo of a sneeker"]),
                               index.similarities(["a photo of a sneaker"]), atol=1e-3)

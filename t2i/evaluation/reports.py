@@ -20,7 +20,10 @@ def sampling_label(protocol: dict) -> str:
     label = f"{protocol['sampler']} {protocol['steps']}, CFG {protocol['cfg']:g}"
     start, end = guidance_interval(protocol)
     label += "" if (start, end) == (0, 1) else f" on t in [{start:g}, {end:g})"
-    return label + (f", grounded on {protocol['retrieve']} captions" if protocol.get("retrieve") else "")
+    if protocol.get("retrieve"):
+        label += f", grounded on {protocol['retrieve']} captions"
+        label += f" ({protocol['reading']})" if protocol.get("reading") else ""
+    return label
 
 
 def default_report_path(report: dict) -> Path:

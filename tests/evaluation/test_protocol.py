@@ -45,3 +45,13 @@ def test_a_dataset_without_paraphrases_says_so(debug_config):
     pipe = Pipeline(config, build_networks(config, (1, 28, 28)), "cpu", "fp32")
     with pytest.raises(ValueError, match="no 'paraphrases' prompt set"):
         class_prompts(pipe, "paraphrases")
+
+
+def test_a_grounded_report_says_how_prompts_were_read(debug_config, tiny_text_models, tmp_path):
+    config = debug_config.override([f"text.encoder={tiny_text_models['bert']}", "text.pooling=sentence",
+                                    f"data.cache_dir={tmp_path}"])
+    pipe = Pipeline(config, build_networks(config, (1, 28, 28)), "cpu", "fp32")
+    reference = Reference(20, reference_images=100)
+    grounded = evaluate_pipeline(pipe, reference, n_per_class=2, steps=1, retrieve=2)["protocol"]
+    assert grounded["retrieve"] == 2 and grounded["reading"] == "spelled, head phrases"
+    assert "reading" not in evaluate_pipeline(pipe, reference, n_per_class=2, steps=1)["protocol"]

@@ -13,6 +13,8 @@ def test_the_sampling_label_says_how_images_were_made():
     assert sampling_label({**PROTOCOL, "cfg_interval": None}) == "euler 12, CFG 4.5"
     assert sampling_label(PROTOCOL) == "euler 12, CFG 4.5 on t in [0.2, 1)"
     assert sampling_label({**PROTOCOL, "retrieve": 8}) == "euler 12, CFG 4.5 on t in [0.2, 1), grounded on 8 captions"
+    assert sampling_label({**PROTOCOL, "retrieve": 8, "reading": "spelled, head phrases"}) == \
+        "euler 12, CFG 4.5 on t in [0.2, 1), grounded on 8 captions (spelled, head phrases)"
 
 
 def test_the_readme_table_keeps_the_class_accuracy_reports_and_names_the_others(tmp_path):

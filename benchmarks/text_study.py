@@ -78,13 +78,13 @@ def dev_prompts(classes) -> list[list[str]]:
 
 def typo(word: str, rng: random.Random) -> str:
     """The word with one random edit: a letter changed, dropped or added, or two neighbours swapped."""
-    i, kind, letter = rng.randrange(len(word)), rng.randrange(4), "abcdefghijklmnopqrstuvwxyz"
+    i, kind, letters = rng.randrange(len(word)), rng.randrange(4), "abcdefghijklmnopqrstuvwxyz"
     if kind == 0:
-        return word[:i] + rng.choice(letter) + word[i + 1:]
+        return word[:i] + rng.choice(letters) + word[i + 1:]
     if kind == 1:
         return word[:i] + word[i + 1:]
     if kind == 2:
-        return word[:i] + rng.choice(letter) + word[i:]
+        return word[:i] + rng.choice(letters) + word[i:]
     i = min(i, len(word) - 2)
     return word[:i] + word[i + 1] + word[i] + word[i + 2:]
 

@@ -21,8 +21,8 @@ Before a prompt is looked up, its misspelt words are corrected against the capti
 a prompt's head phrase counts as much as the whole prompt: a sentence embedding weighs every
 word, so "dress pants for a wedding" sat nearest "a dress for a wedding" and "a bag to carry to
 the beach" nearest "something to wear for the beach"; each caption's similarity is the mean of
-its cosine to the prompt and to the prompt's words before their first modifier ("dress
-pants", "a bag"), where those say what the thing is (`head_phrase`).
+its cosine to the prompt and to the prompt's words before its first modifier ("dress pants",
+"a bag"), where those say what the thing is (`head_phrase`).
 """
 
 from __future__ import annotations

@@ -52,3 +52,24 @@ def test_no_import_cycles():
     for m in sorted(graph):
         visit(m)
     assert len(graph) > 20  # the walk saw the whole package
+
+
+def test_the_readme_lists_every_module_in_import_order():
+    """README's "How it works" tree: every top-level module and sub-package of t2i, each
+    importing only ones listed above it (so the list can be read top-down)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    tree = readme[readme.index("```\nt2i/\n"):]
+    tree = tree[:tree.index("```", 4)]
+    listed = [line[2:].split()[0].rstrip("/").removesuffix(".py") for line in tree.splitlines()
+              if line.startswith("  ") and not line.startswith("   ")]
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    top = lambda m: m.split(".")[1]  # noqa: E731 - t2i.data.idx -> data
+    actual = {top(m) for m in files if m != "t2i"} - {"__main__"}
+    assert sorted(listed) == sorted(actual)
+    position = {name: i for i, name in enumerate(listed)}
+    for m, p in files.items():
+        if m in ("t2i", "t2i.__main__"):
+            continue
+        for dep in internal_imports(p, m, set(files)):
+            if dep != "t2i" and top(dep) != top(m):
+                assert position[top(dep)] < position[top(m)], f"{m} imports {dep}, listed below it"

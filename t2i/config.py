@@ -270,8 +270,9 @@ class SampleConfig(Section):
     t_start: float = 0.0
     t_end: float = 1.0
     # Ground each prompt on its `retrieve` nearest training captions (0 = off): condition on the
-    # average of their sentence embeddings, weighted by softmax(cosine / retrieve_temperature),
-    # instead of the prompt's own (retrieval.py). For a pretrained encoder with
+    # average of their sentence embeddings, weighted by softmax(similarity / retrieve_temperature),
+    # instead of the prompt's own (retrieval.py: the prompt is spelled first, and its head phrase
+    # counts as much as the whole in the similarity). For a pretrained encoder with
     # text.pooling=sentence on class-labelled data: unseen phrasings then draw what the encoder
     # says they are closest to, not a blend of classes (README, text study).
     retrieve: int = 0

@@ -10,7 +10,8 @@ learned a blend, and guidance draws a blend. Grounding replaces the prompt's sen
 by an average of its k nearest training captions' embeddings, weighted by softmax(cosine /
 temperature): the model is then conditioned where it was trained, and the text encoder's
 neighbourhoods (what the 83% measures) decide the class. A prompt that is itself a training
-caption is (almost) unchanged.
+caption without modifiers (a class name) is (almost) unchanged; one with modifiers also leans
+on the captions of its head phrase (below).
 
 This needs the finite caption set of a class-labelled dataset (its templates and bank) and the
 sentence pooling (one token, the sentence embedding); a model of free-form captions records no

@@ -15,6 +15,8 @@ the prompts drawn by one checkpoint.
     # how prompts are read before the lookup (retrieval.py): as typed, spelled, spelled with
     # their head phrase; --typos SEED puts one random typo in each development prompt
     python benchmarks/text_study.py grounding --checkpoint RUN --arms 8 --typos 0 --reading typed,spelled,head
+    # then, once, a held-out set's report (`t2i eval report`) with prompts read one way
+    python benchmarks/text_study.py report --checkpoint RUN --set paraphrases --reading typed --json OUT.json
 
 Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
 (DIR/ARM/seedS/eval_SET.json).
@@ -33,9 +35,10 @@ from pathlib import Path
 import torch
 
 from t2i.captions import FASHION_MNIST
-from t2i.evaluation import Reference, class_prompts, generate_per_class
+from t2i.evaluation import Reference, class_prompts, evaluate_checkpoint, format_report, generate_per_class
 from t2i.images import make_grid
 from t2i.pipeline import Pipeline
+from t2i.retrieval import CaptionIndex
 from t2i.text import PretrainedTextEncoder
 
 
@@ -100,6 +103,15 @@ def with_typos(sets: list[list[str]], seed: int) -> list[list[str]]:
     return [[one(p) for p in ps] for ps in sets]
 
 
+# How grounded prompts are read before the lookup: (spelled, head phrase weighed).
+READINGS = {"typed": (False, False), "spelled": (True, False), "head": (True, True)}
+
+
+def read_as(reading: str) -> None:
+    """Every caption index from now on reads prompts this way (`READINGS`)."""
+    CaptionIndex.spelling, CaptionIndex.heads = READINGS[reading]
+
+
 def ceiling(args) -> None:
     """1-NN and a linear probe (softmax regression on the unit-norm sentence embeddings, 300
     full-batch Adam steps, deterministic) from training captions to classes, scored on the
@@ -153,12 +165,22 @@ def grounding(args) -> None:
             pipe.config.sample, retrieve_temperature=temperature))
         for reading in args.reading.split(",") if k else ["-"]:
             if k:
-                index = pipe.caption_index()
-                index.spelling, index.heads = reading in ("spelled", "head"), reading == "head"
+                read_as(reading)
             images, labels = generate_per_class(pipe, n, sets=sets, retrieve=k)
             s = reference.score(images, labels)
             print(f"| {k} | {temperature:g} | {reading} | {s['accuracy']:.1%} | {s['precision']:.3f} "
                   f"| {s['recall']:.3f} |")
+
+
+def report(args) -> None:
+    """`t2i eval report` of one prompt set, with grounded prompts read as `--reading` says."""
+    read_as(args.reading)
+    interval = tuple(float(v) for v in args.cfg_interval.split(",")) if args.cfg_interval else None
+    result = evaluate_checkpoint(args.checkpoint, n_per_class=args.n_per_class, prompts=args.set,
+                                 cfg_interval=interval)
+    print(format_report(result))
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"report: {args.json}")
 
 
 def main() -> None:
@@ -190,6 +212,14 @@ def main() -> None:
                    "more of: typed (as typed), spelled (misspellings corrected), head (spelled, and "
                    "the head phrase weighed as much as the whole prompt: the default)")
     r.set_defaults(fn=grounding)
+    e = sub.add_parser("report", help="a held-out set's report, prompts read one way")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--set", default="paraphrases", choices=["names", "paraphrases", "heldout"])
+    e.add_argument("--reading", default="head", choices=list(READINGS))
+    e.add_argument("--n-per-class", type=int, default=150)
+    e.add_argument("--cfg-interval", help="START,END (default: the checkpoint's)")
+    e.add_argument("--json", required=True, help="where to write the report")
+    e.set_defaults(fn=report)
     args = p.parse_args()
     args.fn(args)
 

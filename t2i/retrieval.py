@@ -86,9 +86,11 @@ def one_token(tokenizer):
 class CaptionIndex:
     """A labelled dataset's training captions, each with its class and its sentence embedding
     (computed once, `precompute`d into the encoder's caption table and cached on disk).
-    `spelling`: prompts are spelled against the captions' words before they are looked up
-    (`read`); `heads`: a prompt's head phrase counts as much as the whole prompt (module doc).
-    Set them False to look prompts up as typed, as wholes."""
+    Set `spelling` or `heads` False (on an index, or here for every index) to look prompts up
+    as typed, or as wholes."""
+
+    spelling = True  # prompts are spelled against the captions' words before the lookup (`read`)
+    heads = True  # a prompt's head phrase counts as much as the whole prompt (module doc)
 
     def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None):
         if problem := index_problem(text, classes):
@@ -100,7 +102,6 @@ class CaptionIndex:
         text.precompute(classes.all_captions(), cache)
         self.embeddings = text.sentence_embeddings(self.captions)  # [N, D], unit length
         self.speller = Speller(self.captions, one_token(text.tokenizer))
-        self.spelling = self.heads = True
 
     def read(self, prompt: str) -> tuple[str, Optional[str]]:
         """The prompt as it is looked up (its misspelt words corrected, spelling.py) and its head
@@ -110,7 +111,8 @@ class CaptionIndex:
 
     def reading(self) -> str:
         """How prompts are read before they are looked up, as reports record it."""
-        return ", ".join((["spelled"] if self.spelling else []) + (["head phrases"] if self.heads else [])) or "as typed"
+        parts = (["spelled"] if self.spelling else []) + (["head phrases"] if self.heads else [])
+        return ", ".join(parts) or "as typed"
 
     def similarities(self, prompts: list[str]) -> torch.Tensor:
         """[P, N]: each prompt's similarity to each training caption: the cosine of the prompt as

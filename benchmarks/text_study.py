@@ -16,7 +16,7 @@ the prompts drawn by one checkpoint.
     # their head phrase; --typos SEED puts one random typo in each development prompt
     python benchmarks/text_study.py grounding --checkpoint RUN --arms 8 --typos 0 --reading typed,spelled,head
     # then, once, a held-out set's report (`t2i eval report`) with prompts read one way
-    python benchmarks/text_study.py report --checkpoint RUN --set paraphrases --reading typed --json OUT.json
+    python benchmarks/text_study.py report --reading typed -- --checkpoint RUN --prompts paraphrases --json OUT.json
 
 Reports are those of `recipe_study.py run --prompt-sets paraphrases,heldout`
 (DIR/ARM/seedS/eval_SET.json).
@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 from t2i.captions import FASHION_MNIST
-from t2i.evaluation import Reference, class_prompts, evaluate_checkpoint, format_report, generate_per_class
+from t2i.cli import main as t2i_main
+from t2i.evaluation import Reference, class_prompts, generate_per_class
 from t2i.images import make_grid
 from t2i.pipeline import Pipeline
 from t2i.retrieval import CaptionIndex
@@ -173,14 +174,10 @@ def grounding(args) -> None:
 
 
 def report(args) -> None:
-    """`t2i eval report` of one prompt set, with grounded prompts read as `--reading` says."""
+    """`t2i eval report ...` with grounded prompts read as `--reading` says (what `t2i eval`
+    itself does is `head`)."""
     read_as(args.reading)
-    interval = tuple(float(v) for v in args.cfg_interval.split(",")) if args.cfg_interval else None
-    result = evaluate_checkpoint(args.checkpoint, n_per_class=args.n_per_class, prompts=args.set,
-                                 cfg_interval=interval)
-    print(format_report(result))
-    Path(args.json).write_text(json.dumps(result, indent=2))
-    print(f"report: {args.json}")
+    raise SystemExit(t2i_main(["eval", "report", *(a for a in args.eval_args if a != "--")]))
 
 
 def main() -> None:
@@ -212,13 +209,9 @@ def main() -> None:
                    "more of: typed (as typed), spelled (misspellings corrected), head (spelled, and "
                    "the head phrase weighed as much as the whole prompt: the default)")
     r.set_defaults(fn=grounding)
-    e = sub.add_parser("report", help="a held-out set's report, prompts read one way")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--set", default="paraphrases", choices=["names", "paraphrases", "heldout"])
+    e = sub.add_parser("report", help="t2i eval report, grounded prompts read one way")
     e.add_argument("--reading", default="head", choices=list(READINGS))
-    e.add_argument("--n-per-class", type=int, default=150)
-    e.add_argument("--cfg-interval", help="START,END (default: the checkpoint's)")
-    e.add_argument("--json", required=True, help="where to write the report")
+    e.add_argument("eval_args", nargs=argparse.REMAINDER, help="-- then t2i eval report's arguments")
     e.set_defaults(fn=report)
     args = p.parse_args()
     args.fn(args)

@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from t2i.captions import FASHION_MNIST, PHOTO_TEMPLATES, caption  # noqa: E402
 from wordnet import HYPERNYM, PART_MERONYM, WordNet  # noqa: E402
+
+from t2i.text.captions import FASHION_MNIST, PHOTO_TEMPLATES, caption  # noqa: E402
 
 OUT = ROOT / "t2i" / "assets" / "fashion-mnist-captions.json"
 

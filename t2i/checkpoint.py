@@ -37,7 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import Config, ConfigError
-from .fsutil import atomic_directory, write_text_atomic
+from .utils.fsutil import atomic_directory, write_text_atomic
 
 log = logging.getLogger(__name__)
 

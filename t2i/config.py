@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .fields import (INT_LIST, POSITIVE, ConfigError, Section, at_least, between, choice,
-                     parse)
+from .fields import INT_LIST, POSITIVE, ConfigError, Section, at_least, between, choice, parse
 
 # The names the registries below the config resolve (tests/test_config.py keeps them equal to
 # BACKBONES, OBJECTIVES, SAMPLERS, DATASETS, text POOLINGS and the LR schedules): checked here,
@@ -160,8 +159,9 @@ class ObjectiveConfig(Section):
     pairing: str = "independent"  # independent | ot
     # Few-step objectives (meanflow | shortcut, fewstep.py): the share of each batch trained on
     # intervals s > t (the rest s = t); the adaptive loss weight power (0 = plain MSE, 1 = every
-    # sample about equal, -1 = the method's own: meanflow 1, shortcut 0; README); the step
-    # counts trained for (meanflow: half its intervals; shortcut: exactly these, "" = 1,..,64),
+    # sample about equal, -1 = the method's own: meanflow 1, shortcut 0; docs/studies/few-step.md);
+    # the step counts trained for (meanflow: half its intervals; shortcut: exactly these,
+    # "" = 1,..,64),
     # drawn uniformly from the list, so a count listed twice is trained twice as often.
     interval_fraction: float = 0.25
     adaptive_p: float = -1.0
@@ -274,7 +274,7 @@ class SampleConfig(Section):
     # instead of the prompt's own (retrieval.py: the prompt is spelled first, and its head phrase
     # counts as much as the whole in the similarity). For a pretrained encoder with
     # text.pooling=sentence on class-labelled data: unseen phrasings then draw what the encoder
-    # says they are closest to, not a blend of classes (README, text study).
+    # says they are closest to, not a blend of classes (docs/studies/text.md).
     retrieve: int = 0
     retrieve_temperature: float = 0.05
 

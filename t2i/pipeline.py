@@ -15,20 +15,20 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .captions import Classes
 from .checkpoint import load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
-from .fewstep import FEW_STEP
-from .fsutil import cache_root
-from .model import build_backbone
-from .objectives import build_objective
-from .retrieval import CaptionIndex, grounding_problem
-from .runtime import autocast, resolve_device, resolve_precision
-from .samplers import Callback, get_sampler, guidance
-from .samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call's flag
-from .text import build_text_encoder, pad_tokens
+from .flow.fewstep import FEW_STEP
+from .flow.objectives import build_objective
+from .flow.samplers import Callback, get_sampler, guidance
+from .flow.samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call's flag
+from .models import build_backbone
+from .text.captions import Classes
+from .text.encoders import build_text_encoder, pad_tokens
+from .text.retrieval import CaptionIndex, grounding_problem
+from .utils.fsutil import cache_root
+from .utils.runtime import autocast, resolve_device, resolve_precision
 
 
 def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict:

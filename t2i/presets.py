@@ -1,47 +1,54 @@
 """Named presets: a flat registry of constructors whose names and first doc lines tell the truth
-(`t2i train --help` lists them). Each returns a full `Config`; overrides apply on top."""
+(`t2i train --help` lists them). Each returns a full `Config`; overrides apply on top. A
+comment gives the reason for a choice and the study page (docs/studies/) that measured it."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable
 
-from .config import (Config, DataConfig, ModelConfig, ObjectiveConfig, SampleConfig, TextConfig,
-                     TrainConfig, VAEConfig)
+from .config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    SampleConfig,
+    TextConfig,
+    TrainConfig,
+    VAEConfig,
+)
 
 
 def fmnist() -> Config:
     """The default: the best Fashion-MNIST model a 2-core CPU trains in 10 minutes."""
     return Config(
         preset="fmnist",
-        # Width 128 (1.8x the images per second of width 192) scored better at equal minutes:
-        # on a CPU, images seen beat capacity (README, recipe study). Patch 7 (16 tokens, not
-        # 49) for the same reason: 2.3x the images, +4 points of accuracy (README, patch study).
+        # On a CPU, images seen beat capacity at equal minutes: width 128 trains 1.8x the
+        # images per second of width 192 (docs/studies/recipe.md), patch 7 (16 tokens) 2.3x
+        # those of patch 4 (docs/studies/patch-size.md), and both score better.
         model=ModelConfig(width=128, depth=6, patch_size=7),
-        # Time-bound: the schedule ends with the 10 minutes; steps is only a ceiling. LR 3e-3
-        # (was 1e-3): a 3,000-step run learns more per image at a higher rate (README, LR study).
-        # Batch 64 (was 32): at 16 tokens a step's fixed costs weigh, so 64 gives 1.25x the
-        # images per second; FD, precision and recall better, names equal (README, patch study).
+        # Time-bound: the schedule ends with the 10 minutes; steps is only a ceiling. A run of
+        # a few thousand steps learns more per image at a high LR (docs/studies/recipe.md). At
+        # 16 tokens a step's fixed costs weigh, so batch 64 trains more images per second than
+        # 32, and scores better (docs/studies/patch-size.md).
         train=TrainConfig(max_minutes=10.0, steps=100_000, batch_size=64, lr=3e-3, eval_every=500),
-        # Guidance on t in [0.1, 0.8) only: guiding near pure noise made every sample of a class
-        # alike and over-bright, from 0.1 the class is chosen more surely (two seeds: 97.8% ->
-        # 98.6%), and leaving the last two of 12 Euler steps unguided keeps FD and recall
-        # (README, guidance at patch 7); 12 Euler steps match 25.
+        # Guidance on t in [0.1, 0.8) only: guiding near pure noise makes every sample of a
+        # class alike and over-bright, and leaving the last steps unguided keeps FD and recall;
+        # 12 Euler steps match 25 (docs/studies/guidance.md).
         sample=SampleConfig(steps=12, cfg=4.5, cfg_start=0.1, cfg_end=0.8),
     )
 
 
 def fmnist_quick() -> Config:
-    """Two CPU minutes: `fmnist` with 4 blocks instead of 6 and LR 4e-3, for a first look
-    (patch 7 took it from 88% to 92% accuracy: README, patch study)."""
+    """Two CPU minutes: `fmnist` with 4 blocks instead of 6 and LR 4e-3, for a first look."""
     base = fmnist()
     return dataclasses.replace(
         base, preset="fmnist-quick", model=dataclasses.replace(base.model, depth=4),
-        # ~1,000 steps: LR 4e-3 against 1e-3 took the FD from 12 to 6 (README, LR study).
+        # ~1,000 steps: the fewer the steps, the higher the LR that pays (docs/studies/recipe.md).
         # Batch 32: in 2 minutes the number of steps counts most (measured at 32 only).
         train=dataclasses.replace(base.train, max_minutes=2.0, batch_size=32, lr=4e-3, warmup_steps=50,
                                   sample_every=250, eval_every=0),
-        # Guided on [0.1, 0.9) as fmnist-text: 94.1% -> 95.7%, FD 2.40 -> 1.86 (two seeds, README)
+        # Guided on [0.1, 0.9), as fmnist-text: better accuracy and FD (docs/studies/guidance.md)
         sample=dataclasses.replace(base.sample, cfg_start=0.1, cfg_end=0.9))
 
 
@@ -140,15 +147,16 @@ def fmnist_text() -> Config:
     """The default CPU recipe with real text (`pip install 't2i[text]'`); prompts are free text.
     Each class trains on its caption bank (WordNet kinds, definitions, parts, curated facets),
     half the draws its names in templates; the frozen all-MiniLM-L6-v2 hands the DiT one
-    token, the sentence embedding. The README's text study chose these: paraphrases never
-    trained on 62.7% -> 68%, class names as before, FD and recall better, at ~15% more img/s.
-    Sampling grounds each prompt on its 8 nearest training captions (README, text study)."""
+    token, the sentence embedding, where paraphrases land close to what they paraphrase.
+    Sampling grounds each prompt on its 8 nearest training captions, so an unseen phrasing is
+    drawn where the model was trained (docs/studies/text.md)."""
     base = fmnist()
     return dataclasses.replace(base, preset="fmnist-text",
                                text=TextConfig(encoder="minilm", pooling="sentence"),
                                data=dataclasses.replace(base.data, captions="bank", template_share=0.5),
-                               # Guided from one Euler step earlier than `fmnist` and not in the
-                               # last: names 97.0% -> 98.2%, FD 0.81 -> 0.87 (two seeds, README)
+                               # Guided to t = 0.9, one Euler step past `fmnist`: on this
+                               # model [0.1, 0.8) gave back accuracy for little FD
+                               # (docs/studies/guidance.md)
                                sample=dataclasses.replace(base.sample, retrieve=8, cfg_start=0.1, cfg_end=0.9))
 
 
@@ -157,13 +165,12 @@ def fmnist_text_fewstep() -> Config:
     --init runs/fmnist-text` (5 CPU minutes). A shortcut model trained for 1, 2 and 4 steps on
     the teacher's velocity with its guidance (4.5 from t = 0.2) folded in: one network
     evaluation per step, sampled with cfg 1. Half of each batch trains on steps along 4,096
-    guided teacher paths (trajectories.py): 1-step FD 3.53 -> 3.14, 2-step 1.87 -> 1.63. The
-    loss weights each sample by 1 / sqrt(its error) (adaptive_p 0.5, a pseudo-Huber loss): the
-    few samples still far off stop dominating the gradient, 1-step FD 2.9 -> 2.35; LR 2e-3
-    (was 1e-3) takes it to 2.25 (README, loss weighting). The step grid weights the levels:
-    counts are drawn uniformly from it, so with 1 listed three times and 2 twice, half the step
-    rows train 1 step, a third 2 and a sixth 4 (was a third each): 1-step FD 2.25 -> 2.12,
-    2 steps 1.35 -> 1.39."""
+    guided teacher paths (training/trajectories.py), whose targets are exact where the
+    self-consistency chain adds error at each level. The loss weights each sample by
+    1 / sqrt(its error) (adaptive_p 0.5, a pseudo-Huber loss), so the few samples still far off
+    do not dominate the gradient. The step grid weights the levels: counts are drawn uniformly
+    from it, so with 1 listed three times and 2 twice, half the step rows train the 1-step jump
+    that the preset samples with. Each choice: docs/studies/few-step.md."""
     base = fmnist_text()
     return dataclasses.replace(
         base, preset="fmnist-text-fewstep",
@@ -178,10 +185,10 @@ def fmnist_text_fewstep() -> Config:
 def emoji() -> Config:
     """Colour emoji from their Unicode names (`data.dataset=emoji`, 1,603 training images of
     Noto Color Emoji, 32x32 RGB), free text through the frozen all-MiniLM-L6-v2, 30 CPU minutes.
-    Pixel space, patch 4 (64 tokens): the README's emoji study measured it against our VAE's
-    latent space (`emoji-vae`, then `emoji-latent`) at equal minutes (15), and 30 minutes
-    against 15 (every metric better: each emoji is seen ~130 times instead of ~60), and the
-    recoloured copies (data.recolour) against none: seen colours 0.87 -> 0.92, FD 54 -> 46."""
+    Pixel space, patch 4 (64 tokens), which beat our VAE's latent space (`emoji-vae`, then
+    `emoji-latent`) at equal minutes; 30 minutes, so each emoji is seen ~130 times; recoloured
+    copies of the coloured emoji (data.recolour), which teach colour words on shapes
+    (docs/studies/emoji.md)."""
     return Config(
         preset="emoji",
         model=ModelConfig(width=128, depth=6, patch_size=4),

@@ -48,7 +48,7 @@ def debug_config():
 def tiny_vae_dir(tmp_path_factory):
     """A random 1-channel AutoencoderKL, 16x16 -> 4x8x8, saved as a pretrained folder."""
     from t2i.config import VAEConfig
-    from t2i.vae_train import build_autoencoder
+    from t2i.training.vae import build_autoencoder
 
     torch.manual_seed(0)
     vae = build_autoencoder(VAEConfig(channels="8,16"), channels_in=1, resolution=16)

@@ -9,7 +9,7 @@ import torch
 from t2i.codecs import AutoencoderCodec, IdentityCodec, load_codec
 from t2i.config import Config, VAEConfig
 from t2i.data import load_fashion_mnist
-from t2i.vae_train import build_autoencoder
+from t2i.training.vae import build_autoencoder
 
 
 @pytest.fixture(scope="module")

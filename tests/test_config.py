@@ -28,12 +28,12 @@ def test_bad_overrides_are_clear_errors(bad, match):
 def test_config_names_are_the_registries():
     from t2i import config
     from t2i.data import DATASETS
-    from t2i.loop import SCHEDULES
-    from t2i.model import BACKBONES
-    from t2i.objectives import OBJECTIVES, PAIRINGS
-    from t2i.runtime import PRECISIONS
-    from t2i.samplers import SAMPLERS
-    from t2i.text import POOLINGS
+    from t2i.flow.objectives import OBJECTIVES, PAIRINGS
+    from t2i.flow.samplers import SAMPLERS
+    from t2i.models import BACKBONES
+    from t2i.text.encoders import POOLINGS
+    from t2i.training.loop import SCHEDULES
+    from t2i.utils.runtime import PRECISIONS
 
     assert set(config.BACKBONE_NAMES) == set(BACKBONES)
     assert set(config.OBJECTIVE_NAMES) == set(OBJECTIVES)

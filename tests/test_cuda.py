@@ -14,10 +14,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from t2i.config import ModelConfig
 from t2i.data import load_fashion_mnist
-from t2i.fewstep import jvp
-from t2i.model import DiT
+from t2i.flow.fewstep import jvp
+from t2i.models.dit import DiT
 from t2i.pipeline import Pipeline
-from t2i.train import Trainer
+from t2i.training.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -140,7 +140,7 @@ def test_ddp_over_nccl_matches_one_process(tmp_path, objective):
 
 def test_bench_on_cuda_measures_the_gpu(debug_config):
     """MFU on a GPU is against the GPU's own matmul peak (it was once the host CPU's: MFU 3.4)."""
-    from t2i.bench import benchmark
+    from t2i.training.bench import benchmark
 
     report = benchmark(_cuda(debug_config, batch_size=64), train_steps=5, sample_images=20)
     assert report["memory_measure"] == "CUDA max allocated"

@@ -90,7 +90,7 @@ TINY = ["model.depth=1", "model.heads=2", "train.steps=2", "train.batch_size=4",
 
 def test_cifar_clip_trains_and_samples_on_stand_ins(tmp_path, tiny_text_models):
     from t2i.pipeline import Pipeline
-    from t2i.train import Trainer
+    from t2i.training.trainer import Trainer
 
     cfg = get_preset("cifar-clip").override(TINY + [
         "model.width=32", f"text.encoder={tiny_text_models['clip']}",
@@ -104,7 +104,7 @@ def test_cifar_clip_trains_and_samples_on_stand_ins(tmp_path, tiny_text_models):
 
 def test_latent_ddpm_trains_and_samples_on_stand_ins(tmp_path, tiny_text_models, tiny_vae_dir):
     from t2i.pipeline import Pipeline
-    from t2i.train import Trainer
+    from t2i.training.trainer import Trainer
 
     cfg = get_preset("latent-ddpm").override(TINY + [
         "model.width=16", "model.unet_channels=8,16", "model.layers_per_block=1",

@@ -3,7 +3,7 @@
     args         argument groups shared by commands (a run, a preset, sampling)
     training     train, prepare, data show, vae train | figures, export
     generation   sample, figures, demo
-    evaluation   eval report | sweep | readme | train-classifier, bench
+    evaluation   eval report | sweep | table | train-classifier, bench
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 
 from ..data import DataError
-from ..loop import Diverged, Interrupted
+from ..training.loop import Diverged, Interrupted
 from .args import interrupted_message
 from .evaluation import EVAL_COMMANDS, add_bench, add_eval
 from .generation import add_demo, add_figures, add_sample
@@ -40,20 +40,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def with_eval_default(argv: list[str]) -> list[str]:
-    """The spellings of `t2i eval` before it had subcommands: with none, `t2i eval --checkpoint
-    DIR` is `t2i eval report --checkpoint DIR`; one after the options (`t2i eval --checkpoint
-    DIR sweep`) moves in front of them."""
+    """`t2i eval` with no subcommand is `t2i eval report`, the common case (`t2i eval
+    --checkpoint DIR`): argparse has no default subcommand, so one is put in."""
     commands = [i for i, a in enumerate(argv) if not a.startswith("-")]
     if not commands or argv[commands[0]] != "eval":
         return argv
     i = commands[0] + 1
-    rest = argv[i:]
-    if rest and rest[0] in (*EVAL_COMMANDS, "-h", "--help"):
+    if i < len(argv) and argv[i] in (*EVAL_COMMANDS, "-h", "--help"):
         return argv
-    what = next((a for a in rest if a in EVAL_COMMANDS), "report")
-    if what in rest:
-        rest.remove(what)
-    return argv[:i] + [what] + rest
+    return argv[:i] + ["report"] + argv[i:]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ..flow.samplers import SAMPLERS
 from ..presets import PRESETS, get_preset
-from ..samplers import SAMPLERS
 
 PRESET_HELP = "; ".join(f"{name}: {fn.__doc__.strip().splitlines()[0]}" for name, fn in PRESETS.items())
 

@@ -1,4 +1,4 @@
-"""`t2i eval report | sweep | readme | train-classifier` and `t2i bench`: one add_/cmd_ pair
+"""`t2i eval report | sweep | table | train-classifier` and `t2i bench`: one add_/cmd_ pair
 per command."""
 
 from __future__ import annotations
@@ -7,15 +7,14 @@ import json
 from pathlib import Path
 
 from .. import evaluation
-from ..bench import benchmark, find_batch
-from .args import (add_data_dir, add_preset_arguments, add_sampling_arguments, build_config,
-                   sampling_kwargs)
+from ..training.bench import benchmark, find_batch
+from .args import add_data_dir, add_preset_arguments, add_sampling_arguments, build_config, sampling_kwargs
 
-EVAL_COMMANDS = ("report", "sweep", "readme", "train-classifier")
+EVAL_COMMANDS = ("report", "sweep", "table", "readme", "train-classifier")
 
 
 def add_eval(sub) -> None:
-    e = sub.add_parser("eval", help="evaluate a checkpoint; sweeps; README table; classifier",
+    e = sub.add_parser("eval", help="evaluate a checkpoint; sweeps; the results table; classifier",
                        description="Measure models with t2i's own judges: Fashion-MNIST models "
                                    "by its Fashion-MNIST classifier, emoji models by its emoji "
                                    "classifier and colour names. `t2i eval --checkpoint DIR` is "
@@ -44,10 +43,12 @@ def add_eval(sub) -> None:
     s.add_argument("--cfg-list", default="1,1.5,2,3,4,6", help="CFG scales (at --steps)")
     s.add_argument("--out", help="output directory (default CHECKPOINT/sweep)")
     s.set_defaults(fn=cmd_eval_sweep)
-    m = esub.add_parser("readme", help="regenerate the README's results table from reports")
+    m = esub.add_parser("table", aliases=["readme"],
+                         help="regenerate the docs' results table (docs/results/index.md) from reports")
     m.add_argument("--reports", nargs="+", required=True, help="report JSON files, one row each")
-    m.add_argument("--readme", default="README.md", help="the file to update")
-    m.set_defaults(fn=cmd_eval_readme)
+    m.add_argument("--readme", "--page", dest="readme", default="docs/results/index.md",
+                   help="the Markdown file whose results markers to fill (default docs/results/index.md)")
+    m.set_defaults(fn=cmd_eval_table)
     c = esub.add_parser("train-classifier", help="retrain an evaluation classifier (deterministic)")
     c.add_argument("--dataset", choices=["fashion-mnist", "emoji"], default="fashion-mnist",
                    help="whose judge: Fashion-MNIST's CNN, or the emoji group/subgroup CNN")
@@ -94,8 +95,8 @@ def cmd_eval_sweep(args) -> int:
     return 0
 
 
-def cmd_eval_readme(args) -> int:
-    skipped = evaluation.update_readme(args.readme, [Path(r) for r in args.reports])
+def cmd_eval_table(args) -> int:
+    skipped = evaluation.update_results_table(args.readme, [Path(r) for r in args.reports])
     print(f"updated the results table in {args.readme} from {len(args.reports) - len(skipped)} reports"
           + (f"; left out {len(skipped)} without class accuracy: {', '.join(skipped)}" if skipped else ""))
     return 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import figures
+from ..apps import figures
+from ..apps.explain import Explainer
+from ..apps.web import Limits, load_test, serve
 from ..checkpoint import CHECKPOINTS, load_config, resolve_checkpoint, run_directory
-from ..explain import Explainer
-from ..images import make_grid, save_images
 from ..pipeline import Pipeline
-from ..train import EVAL_LOG
-from ..web import Limits, load_test, serve
+from ..training.trainer import EVAL_LOG
+from ..utils.images import make_grid, save_images
 from .args import add_sampling_arguments, positive_int, read_prompts, sampling_kwargs
 
 

@@ -13,20 +13,38 @@ import torch
 import torch.distributed as dist
 
 from .. import evaluation
+from ..apps.figures import vae_figures
 from ..checkpoint import export_model, load_config, load_training_state, resolve_checkpoint
 from ..codecs import load_codec
 from ..config import Config
-from ..data import (caption_grid, describe, format_description, image_cache_path, is_labelled,
-                    latent_cache_path, load_dataset, open_image_cache, open_latent_cache, unseen_split)
-from ..figures import vae_figures
+from ..data import (
+    caption_grid,
+    describe,
+    format_description,
+    image_cache_path,
+    is_labelled,
+    latent_cache_path,
+    load_dataset,
+    open_image_cache,
+    open_latent_cache,
+    unseen_split,
+)
 from ..presets import overrides_from
-from ..runtime import distributed
-from ..fsutil import cache_root
-from ..text import ENCODERS, build_text_encoder, encode_captions_once
-from ..train import Trainer
-from ..vae_train import INFO_FILE, VAETrainer
-from .args import (PRESET_HELP, add_data_dir, add_preset_arguments, add_run_arguments, build_config,
-                   positive_int, run_dir, without_option)
+from ..text.encoders import ENCODERS, build_text_encoder, encode_captions_once
+from ..training.trainer import Trainer
+from ..training.vae import INFO_FILE, VAETrainer
+from ..utils.fsutil import cache_root
+from ..utils.runtime import distributed
+from .args import (
+    PRESET_HELP,
+    add_data_dir,
+    add_preset_arguments,
+    add_run_arguments,
+    build_config,
+    positive_int,
+    run_dir,
+    without_option,
+)
 
 
 def add_train(sub) -> None:

@@ -16,10 +16,24 @@
 from .base import DataError, EpochSampler, ImageDataset
 from .captioned import CaptionedDataset, image_cache_path, open_image_cache
 from .cifar import find_cifar10, load_cifar10, read_cifar_batch
-from .idx import find_fashion_mnist, find_idx_dataset, load_fashion_mnist, load_idx_dataset, parse_idx, read_idx
+from .idx import (
+                       find_fashion_mnist,
+                       find_idx_dataset,
+                       load_fashion_mnist,
+                       load_idx_dataset,
+                       parse_idx,
+                       read_idx,
+)
 from .latents import LatentDataset, latent_cache_path, open_latent_cache
-from .registry import (DATASETS, DatasetSpec, dataset_info, dataset_spec, is_labelled, load_dataset,
-                       unseen_split)
+from .registry import (
+                       DATASETS,
+                       DatasetSpec,
+                       dataset_info,
+                       dataset_spec,
+                       is_labelled,
+                       load_dataset,
+                       unseen_split,
+)
 from .show import caption_grid, describe, format_description
 
 __all__ = [

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..captions import Classes
+from ..text.captions import Classes
 
 
 class DataError(RuntimeError):

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..fsutil import atomic_directory, cache_root
+from ..utils.fsutil import atomic_directory, cache_root
 from .base import DataError, ImageDataset
 from .coco import coco_rows
 from .filenames import filename_rows

@@ -16,8 +16,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..captions import CIFAR10
-from ..fsutil import cache_dir
+from ..text.captions import CIFAR10
+from ..utils.fsutil import cache_dir
 from .base import DataError, ImageDataset
 from .download import candidate_dirs, download
 

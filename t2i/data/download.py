@@ -10,7 +10,7 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
-from ..fsutil import cache_dir
+from ..utils.fsutil import cache_dir
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 

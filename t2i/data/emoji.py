@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..images import from_hsv, to_hsv
+from ..utils.images import from_hsv, to_hsv
 from .base import DataError, ImageDataset
 from .captioned import open_image_cache
 

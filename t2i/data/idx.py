@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..captions import FASHION_MNIST, MNIST
-from ..fsutil import cache_dir
+from ..text.captions import FASHION_MNIST, MNIST
+from ..utils.fsutil import cache_dir
 from .base import DataError, ImageDataset
 from .download import candidate_dirs, download
 

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..fsutil import atomic_directory, cache_dir
+from ..utils.fsutil import atomic_directory, cache_dir
 from .base import DataError, ImageDataset
 from .registry import load_dataset
 

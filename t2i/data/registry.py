@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..captions import CIFAR10, FASHION_MNIST, MNIST, Classes
+from ..text.captions import CIFAR10, FASHION_MNIST, MNIST, Classes
 from .base import DataError, ImageDataset
 from .captioned import open_image_cache
 from .cifar import load_cifar10

@@ -9,7 +9,7 @@
     validation   validation loss on held-out images (any dataset)
     judges       which evaluation a dataset gets: reference_for, evaluate, evaluate_checkpoint
     sweep        quality over sampling steps per sampler and over CFG scales (CSV + plot)
-    reports      default report path, terminal summary, the README's results table
+    reports      default report path, terminal summary, the docs' results table
 """
 
 from .classifier import Classifier, features_and_predictions, load_classifier, predict, train_classifier
@@ -17,9 +17,16 @@ from .colour import dominant_colours
 from .emoji import EmojiReference, evaluate_emoji, train_emoji_classifier
 from .judges import evaluate, evaluate_checkpoint, has_evaluator, reference_for
 from .metrics import frechet_distance, inception_fid, precision_recall
-from .protocol import (PROMPT_SETS, Reference, class_prompts, evaluate_pipeline,
-                       generate_per_class, per_prompt_accuracy, prompt_shares)
-from .reports import default_report_path, format_report, results_table, update_readme, worst_prompts
+from .protocol import (
+                       PROMPT_SETS,
+                       Reference,
+                       class_prompts,
+                       evaluate_pipeline,
+                       generate_per_class,
+                       per_prompt_accuracy,
+                       prompt_shares,
+)
+from .reports import default_report_path, format_report, results_table, update_results_table, worst_prompts
 from .sweep import sweep
 from .validation import validation_loss
 
@@ -29,5 +36,5 @@ __all__ = [
     "reference_for", "train_emoji_classifier", "validation_loss", "evaluate_checkpoint", "evaluate_pipeline", "features_and_predictions", "format_report",
     "frechet_distance", "generate_per_class", "inception_fid", "load_classifier",
     "per_prompt_accuracy", "precision_recall", "predict", "prompt_shares", "results_table",
-    "sweep", "train_classifier", "update_readme", "worst_prompts",
+    "sweep", "train_classifier", "update_results_table", "worst_prompts",
 ]

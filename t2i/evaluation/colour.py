@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..images import to_hsv
+from ..utils.images import to_hsv
 
 JUDGED = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black")
 # Hue bins (degrees, upper bounds) of the colourful pixels; brown and pink are split off below.

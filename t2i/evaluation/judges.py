@@ -1,6 +1,6 @@
 """Which evaluation a model gets: each dataset with an evaluator names it in the dataset registry
 (`DatasetSpec.classifier`): Fashion-MNIST is judged by protocol.py, emoji by emoji.py. Training
-(`train.eval_every`), `t2i eval report` and the benchmarks come through here."""
+(`train.eval_every`), `t2i eval report` and the studies come through here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Evaluation reports as people read them: the default report path, the terminal summary and
-the README's results table (regenerated from report files between its markers)."""
+the docs' results table (regenerated from report files between its markers)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def sampling_label(protocol: dict) -> str:
 
 
 def default_report_path(report: dict) -> Path:
-    """eval_<checkpoint>_<sampler><steps>_cfg<scale>[_t<start>-<end>][_heldout].json in the
+    """`eval_<checkpoint>_<sampler><steps>_cfg<scale>[_t<start>-<end>][_heldout].json` in the
     checkpoint's run directory (runs/NAME for a shipped model)."""
     ckpt, p = Path(report["run"]["checkpoint"]), report["protocol"]
     which = "" if p.get("prompts", "names") == "names" else f"_{p['prompts']}"
@@ -37,7 +37,7 @@ def default_report_path(report: dict) -> Path:
                                  f"{interval}{which}.json")
 
 
-RESULTS_BEGIN, RESULTS_END = "<!-- results:begin (t2i eval readme) -->", "<!-- results:end -->"
+RESULTS_BEGIN, RESULTS_END = "<!-- results:begin (t2i eval table) -->", "<!-- results:end -->"
 
 
 def results_table(reports: list[tuple[str, dict]]) -> str:
@@ -55,21 +55,21 @@ def results_table(reports: list[tuple[str, dict]]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def update_readme(readme: str | Path, report_files: list[Path]) -> list[str]:
-    """Replace the README's results table (between its markers) with one made from the
+def update_results_table(page: str | Path, report_files: list[Path]) -> list[str]:
+    """Replace a Markdown page's results table (between its markers) with one made from the
     class-accuracy reports among `report_files`; returns the names of those left out (an emoji
-    report scores groups and colours instead: `benchmarks/emoji_study.py table`)."""
-    readme = Path(readme)
-    text = readme.read_text()
+    report scores groups and colours instead: `studies/emoji_study.py table`)."""
+    page = Path(page)
+    text = page.read_text()
     if RESULTS_BEGIN not in text or RESULTS_END not in text:
-        raise ValueError(f"{readme} has no results markers: add the lines {RESULTS_BEGIN} and "
+        raise ValueError(f"{page} has no results markers: add the lines {RESULTS_BEGIN} and "
                          f"{RESULTS_END} where the table goes")
     reports = [(f.name, json.loads(f.read_text())) for f in report_files]
     skipped = [name for name, r in reports if "accuracy" not in r]
     before, rest = text.split(RESULTS_BEGIN, 1)
     _, after = rest.split(RESULTS_END, 1)
     table = results_table([(name, r) for name, r in reports if "accuracy" in r])
-    readme.write_text(before + RESULTS_BEGIN + "\n" + table + RESULTS_END + after)
+    page.write_text(before + RESULTS_BEGIN + "\n" + table + RESULTS_END + after)
     return skipped
 
 

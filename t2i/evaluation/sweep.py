@@ -9,10 +9,9 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
-from ..images import pyplot
 from ..pipeline import Pipeline
+from ..utils.images import pyplot
 from .protocol import Reference, evaluate_pipeline
-
 
 SWEEP_FIELDS = ["sweep", "sampler", "steps", "nfe", "cfg", "accuracy", "fd", "precision", "recall"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..paths import interpolate
+from ..flow.paths import interpolate
 from ..pipeline import Pipeline
 
 VAL_TIMES = (0.2, 0.35, 0.5, 0.65, 0.8)  # t of x_t = (1 - t) noise + t x

@@ -81,13 +81,13 @@ def test_eval_sweep_and_readme_table(tmp_path):
     report = tmp_path / "r.json"
     main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "1", "--steps", "1", "--json",
           str(report), "--reference-images", "100"])
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- results:begin (t2i eval readme) -->\nold\n<!-- results:end -->\ntail\n")
-    assert main(["-q", "eval", "readme", "--readme", str(readme), "--reports", str(report)]) == 0
+    readme = tmp_path / "results.md"
+    readme.write_text("# x\n<!-- results:begin (t2i eval table) -->\nold\n<!-- results:end -->\ntail\n")
+    assert main(["-q", "eval", "table", "--page", str(readme), "--reports", str(report)]) == 0
     text = readme.read_text()
     assert "old" not in text and "| `debug` |" in text and text.endswith("tail\n")
     readme.write_text("no markers")
-    assert main(["-q", "eval", "readme", "--readme", str(readme), "--reports", str(report)]) == 2
+    assert main(["-q", "eval", "readme", "--readme", str(readme), "--reports", str(report)]) == 2  # the old name
 
 
 def test_figures_write_valid_png_and_gif(tmp_path):
@@ -151,11 +151,11 @@ def test_vae_figures_write_pngs(tmp_path, tiny_vae_dir, grey_folder):
     Image.open(tmp_path / "folder-figures" / "latent_prior.png").verify()
 
 
-def test_eval_spellings_before_subcommands_still_work():
+def test_eval_without_a_subcommand_is_eval_report():
     from t2i.cli import with_eval_default
 
     assert with_eval_default(["-q", "eval", "--checkpoint", "r"]) == ["-q", "eval", "report", "--checkpoint", "r"]
-    assert with_eval_default(["eval", "--checkpoint", "r", "sweep"]) == ["eval", "sweep", "--checkpoint", "r"]
+    assert with_eval_default(["eval", "sweep", "--checkpoint", "r"]) == ["eval", "sweep", "--checkpoint", "r"]
     assert with_eval_default(["eval", "readme", "--reports", "a"]) == ["eval", "readme", "--reports", "a"]
     assert with_eval_default(["sample", "--checkpoint", "eval"]) == ["sample", "--checkpoint", "eval"]
 

@@ -11,10 +11,21 @@ from PIL import ImageFont
 
 from t2i.config import DataConfig
 from t2i.data import DataError, load_dataset
-from t2i.data.emoji import (FONT_SIZE, HELDOUT, HUE_COLOURS, captions, colour_families,
-                            dominant_hue, find_font, load_emoji, recolour, recolourings, render,
-                            table)
-from t2i.images import to_hsv
+from t2i.data.emoji import (
+    FONT_SIZE,
+    HELDOUT,
+    HUE_COLOURS,
+    captions,
+    colour_families,
+    dominant_hue,
+    find_font,
+    load_emoji,
+    recolour,
+    recolourings,
+    render,
+    table,
+)
+from t2i.utils.images import to_hsv
 
 ROOT = Path(__file__).resolve().parents[2]
 

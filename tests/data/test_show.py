@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from t2i.captions import FASHION_MNIST
 from t2i.data import ImageDataset, caption_grid, describe, format_description
+from t2i.text.captions import FASHION_MNIST
 
 
 def _captioned():

@@ -4,9 +4,15 @@ import pytest
 import torch
 
 from t2i.data.emoji import HELDOUT
-from t2i.evaluation.emoji import (EmojiReference, labels, load_emoji_classifier, prompt_of,
-                                  prompt_sets, real_emoji, train_emoji_classifier)
-
+from t2i.evaluation.emoji import (
+    EmojiReference,
+    labels,
+    load_emoji_classifier,
+    prompt_of,
+    prompt_sets,
+    real_emoji,
+    train_emoji_classifier,
+)
 
 
 @pytest.fixture(autouse=True)

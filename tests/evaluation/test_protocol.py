@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from t2i.captions import FASHION_MNIST
 from t2i.evaluation import (
     Reference,
     class_prompts,
@@ -11,6 +10,7 @@ from t2i.evaluation import (
     worst_prompts,
 )
 from t2i.pipeline import Pipeline, build_networks
+from t2i.text.captions import FASHION_MNIST
 
 
 def test_reference_floor_is_real_data_scoring_well():

@@ -1,0 +1,234 @@
+"""The diffusion transformer (DiT): patches, 2D sin-cos positions, adaLN-Zero blocks of
+self-attention, cross-attention to the text tokens and an MLP.
+
+forward(x_t, t, tokens, mask, s=None) -> raw prediction with the shape of x_t. The model knows no
+noise schedule, loss or guidance: what the prediction means (velocity, clean image, ...) is the
+objective's business (objectives.py), and guidance is the sampler's (samplers.py). A backbone
+built with `two_times` also sees the end s >= t of an interval (few-step objectives predict the
+average velocity from t to s): the interval length s - t is embedded like t and added to the
+time embedding; without s it is 0, the instantaneous velocity.
+
+Peebles & Xie, "Scalable Diffusion Models with Transformers" (2023): patchify, adaLN-Zero,
+zero-initialised output. Cross-attention to the text tokens sits between self-attention and the
+MLP, as in PixArt-alpha; pooled text is added to the time embedding so it also drives adaLN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of continuous t in [0, 1] (scaled by 1000 so that the frequencies
+    resolve the small time differences of a 25-step sampler, as with integer DDPM steps)."""
+    half = dim // 2
+    dtype = torch.promote_types(t.dtype, torch.float32)  # float64 stays float64 (tests)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = 1000.0 * t.to(dtype)[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, dim)
+
+
+def sincos_2d(dim: int, h: int, w: int) -> torch.Tensor:
+    """Fixed 2D sin-cos position embedding (MAE/DiT): half the channels encode the row, half the
+    column."""
+    def one_axis(d, n):
+        omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2))
+        out = torch.arange(n, dtype=torch.float64)[:, None] * omega[None]
+        return torch.cat([torch.sin(out), torch.cos(out)], dim=1)  # (n, d)
+    rows = one_axis(dim // 2, h)[:, None, :].expand(h, w, dim // 2)
+    cols = one_axis(dim // 2, w)[None, :, :].expand(h, w, dim // 2)
+    return torch.cat([rows, cols], dim=-1).reshape(h * w, dim).float()  # (N, D)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Kernelised attention (Katharopoulos et al. 2020): softmax(q k^T) v is replaced by
+    phi(q) (phi(k)^T v), normalised by phi(q) sum_j phi(k_j), with phi = elu + 1 > 0. Summing
+    phi(k)^T v first costs O(N d^2) instead of O(N^2 d): linear in the number of tokens."""
+    q, k = F.elu(q.float()) + 1, F.elu(k.float()) + 1  # (B, H, N, hd)
+    kv = torch.einsum("bhnd,bhne->bhde", k, v.float())  # (B, H, hd, hd)
+    norm = torch.einsum("bhnd,bhd->bhn", q, k.sum(2)).clamp(min=1e-6)  # (B, H, N)
+    return (torch.einsum("bhnd,bhde->bhne", q, kv) / norm[..., None]).to(v.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head attention through SDPA (FlashAttention / memory-efficient kernels on GPUs),
+    or linear attention (self-attention only: the text has few tokens)."""
+
+    def __init__(self, dim: int, heads: int, cross: bool = False, linear: bool = False):
+        super().__init__()
+        self.heads = heads
+        self.cross = cross
+        self.linear = linear and not cross
+        if cross:
+            self.q = nn.Linear(dim, dim)
+            self.kv = nn.Linear(dim, 2 * dim)
+        else:
+            self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, N, D = x.shape
+        H = self.heads
+        if self.cross:
+            q = self.q(x).view(B, N, H, D // H).transpose(1, 2)  # (B, H, N, hd)
+            k, v = self.kv(context).view(B, -1, 2, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, L, hd)
+            attn_mask = mask[:, None, None, :] if mask is not None else None  # (B, 1, 1, L)
+        else:
+            q, k, v = self.qkv(x).view(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
+            attn_mask = None
+        if self.linear:
+            out = linear_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    """adaLN-Zero block: self-attention, cross-attention to text, MLP; each residual branch is
+    shifted/scaled by the conditioning and multiplied by a gate that starts at zero."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, linear: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads, linear=linear)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.cross = Attention(dim, heads, cross=True)
+        self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
+                                 nn.Linear(hidden, dim))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 9 * dim))
+
+    def forward(self, x, c, context, mask):
+        (sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3) = self.ada(c).chunk(9, dim=-1)
+        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1))
+        x = x + g2[:, None] * self.cross(modulate(self.norm2(x), sh2, sc2), context, mask)
+        x = x + g3[:, None] * self.mlp(modulate(self.norm3(x), sh3, sc3))
+        return x
+
+
+def interval(t: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+    """The interval length s - t a two-time backbone is conditioned on (0 without s)."""
+    return torch.zeros_like(t) if s is None else s - t
+
+
+class TextMLP(nn.Module):
+    """One step of the text stream (model.text_stream): the text tokens refined by their own
+    pre-norm MLP, residually, before a block attends to them (the flow-matching design's
+    separate text MLPs, as in MMDiT). The output layer starts at zero, so an untrained stream
+    is the identity and the model starts as plain cross-attention to the encoder's tokens."""
+
+    def __init__(self, dim: int, mlp_ratio: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return context + self.mlp(self.norm(context))
+
+
+class DiT(nn.Module):
+    def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int,
+                 two_times: bool = False):
+        super().__init__()
+        C, H, W = image_shape
+        p = cfg.patch_size
+        if H % p or W % p:
+            raise ValueError(f"patch_size {p} does not divide the {H}x{W} image")
+        if cfg.width % cfg.num_heads or cfg.width % 4:
+            raise ValueError(f"width {cfg.width} must be divisible by 4 and by heads {cfg.num_heads}")
+        D = cfg.width
+        self.image_shape = image_shape
+        self.p = p
+        self.grid = (H // p, W // p)
+        self.patch = nn.Linear(C * p * p, D)
+        self.register_buffer("pos", sincos_2d(D, *self.grid)[None], persistent=False)  # (1, N, D)
+        self.t_freq = 256
+        self.t_embed = nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
+        self.h_embed = (nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
+                        if two_times else None)
+        self.text_proj = nn.Linear(text_dim, D)
+        self.text_pool = nn.Sequential(nn.SiLU(), nn.Linear(D, D))
+        if cfg.attention not in ("softmax", "linear"):
+            raise ValueError(f"unknown attention {cfg.attention!r}; one of ['linear', 'softmax']")
+        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear")
+                                    for _ in range(cfg.depth))
+        self.text_blocks = (nn.ModuleList(TextMLP(D, cfg.mlp_ratio) for _ in range(cfg.depth))
+                            if cfg.text_stream else None)
+        self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
+        self.out = nn.Linear(D, C * p * p)
+        self.initialize_weights()
+
+    def initialize_weights(self):
+        def xavier(m):
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        self.apply(xavier)
+        # Time MLP: small normal init as in DiT, so early embeddings stay O(1).
+        for layer in (self.t_embed[0], self.t_embed[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        if self.h_embed is not None:
+            # Zero output: the interval changes nothing at first, so a flow checkpoint loaded
+            # into a two-time model predicts its own velocity for every interval.
+            nn.init.normal_(self.h_embed[0].weight, std=0.02)
+            nn.init.zeros_(self.h_embed[2].weight)
+        for block in self.blocks:
+            # adaLN-Zero: zero modulation makes every gate 0, so each block starts as the
+            # identity and the network as a function of the patch embedding alone.
+            nn.init.zeros_(block.ada[-1].weight)
+            nn.init.zeros_(block.ada[-1].bias)
+        for text_block in self.text_blocks or ():
+            nn.init.zeros_(text_block.mlp[-1].weight)  # the text stream starts as the identity
+        # Zero final modulation and output layer: the untrained model predicts exactly 0, a
+        # harmless start for any objective (DiT section 3.2).
+        nn.init.zeros_(self.final_ada[-1].weight)
+        nn.init.zeros_(self.final_ada[-1].bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        p, (h, w) = self.p, self.grid
+        x = x.reshape(B, C, h, p, w, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
+        return x.reshape(B, h * w, C * p * p)  # (B, N, C*p*p)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        C = self.image_shape[0]
+        p, (h, w) = self.p, self.grid
+        x = x.reshape(B, h, w, C, p, p).permute(0, 3, 1, 4, 2, 5)  # (B, C, h, p, w, p)
+        return x.reshape(B, C, h * p, w * p)  # (B, C, H, W)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
+                mask: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.patch(self.patchify(x)) + self.pos  # (B, N, D)
+        context = self.text_proj(tokens)  # (B, L, D)
+        weights = mask.to(context.dtype)[..., None]  # (B, L, 1)
+        pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D)
+        c = self.t_embed(timestep_embedding(t, self.t_freq).to(h.dtype)) + self.text_pool(pooled)
+        if self.h_embed is not None:
+            c = c + self.h_embed(timestep_embedding(interval(t, s), self.t_freq).to(h.dtype))
+        elif s is not None:
+            raise ValueError("this backbone was built for one time; few-step objectives need two_times")
+        for i, block in enumerate(self.blocks):
+            if self.text_blocks is not None:
+                context = self.text_blocks[i](context)
+            h = block(h, c, context, mask)
+        shift, scale = self.final_ada(c).chunk(2, dim=-1)
+        h = self.out(modulate(self.final_norm(h), shift, scale))  # (B, N, C*p*p)
+        return self.unpatchify(h)

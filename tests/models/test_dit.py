@@ -1,0 +1,114 @@
+import dataclasses
+
+import pytest
+import torch
+
+from t2i.config import ModelConfig
+from t2i.models.dit import DiT, sincos_2d, timestep_embedding
+
+CFG = ModelConfig(width=64, depth=2, heads=2, patch_size=4)
+
+
+def test_untrained_model_outputs_zeros():
+    model = DiT(CFG, (1, 28, 28), text_dim=10)
+    out = model(torch.randn(3, 1, 28, 28), torch.rand(3), torch.randn(3, 1, 10),
+                torch.ones(3, 1, dtype=torch.bool))
+    assert out.shape == (3, 1, 28, 28)
+    assert torch.count_nonzero(out) == 0
+
+
+def test_patchify_round_trip():
+    model = DiT(CFG, (3, 16, 8), text_dim=4)
+    x = torch.randn(2, 3, 16, 8)
+    assert model.patchify(x).shape == (2, 8, 48)
+    torch.testing.assert_close(model.unpatchify(model.patchify(x)), x)
+
+
+def test_masked_tokens_are_ignored(perturb):
+    model = DiT(CFG, (1, 28, 28), text_dim=8)
+    perturb(model)
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    tokens = torch.randn(2, 3, 8)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    out = model(x, t, tokens, mask)
+    tokens2 = tokens.clone()
+    tokens2[~mask] = 100.0  # padding content must not matter
+    torch.testing.assert_close(model(x, t, tokens2, mask), out)
+    tokens3 = tokens.clone()
+    tokens3[0, 0] += 1.0  # real tokens must
+    assert not torch.allclose(model(x, t, tokens3, mask)[0], out[0])
+
+
+def test_condition_and_time_change_the_output(perturb):
+    model = DiT(CFG, (1, 28, 28), text_dim=10)
+    perturb(model)
+    x = torch.randn(1, 1, 28, 28)
+    m = torch.ones(1, 1, dtype=torch.bool)
+    a = model(x, torch.tensor([0.3]), torch.eye(10)[None, :1], m)
+    b = model(x, torch.tensor([0.3]), torch.eye(10)[None, 1:2], m)
+    c = model(x, torch.tensor([0.31]), torch.eye(10)[None, :1], m)
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+def test_invalid_shapes_are_clear_errors():
+    with pytest.raises(ValueError, match="patch_size"):
+        DiT(ModelConfig(width=64, patch_size=5), (1, 28, 28), 10)
+    with pytest.raises(ValueError, match="heads"):
+        DiT(ModelConfig(width=64, heads=3), (1, 28, 28), 10)
+
+
+def test_default_heads_and_param_count():
+    assert ModelConfig(width=384).num_heads == 6
+    model = DiT(ModelConfig(width=64, depth=1, patch_size=7), (1, 28, 28), 10)
+    assert model.num_params() == sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_embeddings():
+    emb = timestep_embedding(torch.tensor([0.0, 0.5]), 16)
+    assert emb.shape == (2, 16)
+    torch.testing.assert_close(emb[0, :8], torch.ones(8))  # cos(0)
+    pos = sincos_2d(32, 3, 4)
+    assert pos.shape == (12, 32)
+    assert len({tuple(r.tolist()) for r in pos}) == 12  # every position distinct
+
+
+def test_linear_attention_is_the_kernelised_formula():
+    from t2i.models.dit import linear_attention
+
+    q, k, v = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 7, 4), torch.randn(2, 3, 7, 4)
+    phi_q, phi_k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+    weights = phi_q @ phi_k.transpose(-1, -2)  # (B, H, N, M), the quadratic form
+    expected = (weights / weights.sum(-1, keepdim=True)) @ v
+    torch.testing.assert_close(linear_attention(q, k, v), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_attention_dit_runs_and_differs_from_softmax(perturb):
+    cfg = ModelConfig(width=64, depth=2, heads=2, patch_size=2, attention="linear")
+    torch.manual_seed(0)
+    linear = DiT(cfg, (1, 16, 16), text_dim=10)
+    torch.manual_seed(0)
+    soft = DiT(ModelConfig(width=64, depth=2, heads=2, patch_size=2), (1, 16, 16), text_dim=10)
+    perturb(linear)
+    soft.load_state_dict(linear.state_dict())
+    args = (torch.randn(2, 1, 16, 16), torch.rand(2), torch.randn(2, 1, 10), torch.ones(2, 1, dtype=torch.bool))
+    assert linear(*args).shape == (2, 1, 16, 16)
+    assert not torch.allclose(linear(*args), soft(*args))
+    with pytest.raises(ValueError, match="attention"):
+        DiT(ModelConfig(attention="sparse"), (1, 16, 16), text_dim=10)
+
+
+def test_text_stream_starts_as_the_identity_then_refines_the_tokens(perturb):
+    plain = DiT(CFG, (1, 28, 28), text_dim=8)
+    perturb(plain)
+    stream = DiT(dataclasses.replace(CFG, text_stream=True), (1, 28, 28), text_dim=8)
+    missing, unexpected = stream.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("text_blocks.") for k in missing)
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
+    torch.testing.assert_close(stream(x, t, tokens, mask), plain(x, t, tokens, mask))
+    perturb(stream.text_blocks)
+    out = stream(x, t, tokens, mask)
+    assert not torch.allclose(out, plain(x, t, tokens, mask))
+    garbage = tokens.clone()
+    garbage[~mask] = 100.0  # the stream is per token: padding still changes nothing
+    torch.testing.assert_close(stream(x, t, garbage, mask), out)

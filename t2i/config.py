@@ -35,6 +35,7 @@ POOLING_NAMES = ("both", "sentence", "tokens")
 
 @dataclass(frozen=True)
 class ModelConfig(Section):
+    """The backbone: which one, and its size (width, depth, heads, patches)."""
     backbone: str = "dit"  # dit | unet (diffusers UNet2DConditionModel with cross-attention)
     width: int = 256  # transformer width D; cost grows ~D^2 per token (unet: cross-attention width)
     depth: int = 6  # number of blocks; cost grows linearly
@@ -63,6 +64,7 @@ class ModelConfig(Section):
 
 @dataclass(frozen=True)
 class TextConfig(Section):
+    """How prompts become tokens: the encoder, what the backbone sees of it, and its noise."""
     # none (unconditional) | onehot (fixed class vector) | learned (trainable class embedding)
     # | minilm (all-MiniLM-L6-v2, offline) | a Hugging Face text encoder by hub id or folder
     # (CLIP text, T5 encoder, BERT-like), frozen. Only pretrained ones take free text.
@@ -82,6 +84,7 @@ class TextConfig(Section):
 
 @dataclass(frozen=True)
 class DataConfig(Section):
+    """Which images and captions train the model, at what size, and how they are drawn."""
     # fashion-mnist | mnist | cifar10 (class-labelled, captioned from templates) | folder
     # (images + captions.jsonl/.csv in data_dir) | hf (a Hugging Face dataset: hf_name) | emoji
     dataset: str = "fashion-mnist"
@@ -114,6 +117,7 @@ class DataConfig(Section):
 
 @dataclass(frozen=True)
 class VAEConfig(Section):
+    """The latent space, if any: a frozen AutoencoderKL; and our own VAE's training."""
     # Which latent space the DiT works in. Empty: pixel space. Else a folder or hub id of a
     # diffusers AutoencoderKL: ours (`t2i vae train`) or a pretrained one (stabilityai/sd-vae-ft-mse).
     name: str = ""
@@ -141,6 +145,7 @@ class VAEConfig(Section):
 
 @dataclass(frozen=True)
 class ObjectiveConfig(Section):
+    """What the network predicts, at which times, and (few-step) over which intervals."""
     # flow (velocity target) | x0 (clean image) | xflow (clean image, loss on its velocity: for
     # patches wider than the model) | eps (noise, DDPM) | v (v-prediction); eps and v use the
     # cosine schedule. All are sampled through their exact velocity.
@@ -193,6 +198,7 @@ class ObjectiveConfig(Section):
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
+    """The run: budget, batch, optimizer and schedule, EMA, precision, checkpoints, evaluation."""
     steps: int = 4000  # optimizer steps (an upper bound when max_minutes is set)
     max_minutes: float = 0.0  # wall-clock budget in minutes; 0 = none. The LR schedule follows
     #                           whichever budget (steps or minutes) runs out first.
@@ -252,6 +258,7 @@ class TrainConfig(Section):
 
 @dataclass(frozen=True)
 class SampleConfig(Section):
+    """How a checkpoint samples by default: sampler, steps, guidance and its interval, grounding."""
     steps: int = 25  # ODE steps (Heun costs two model calls per step)
     cfg: float = 3.0  # classifier-free guidance scale; 1 = no guidance
     # euler | heun (ODE, uniform t) | ddim (ODE) | ddpm (stochastic): cosine grid | fewstep (a
@@ -289,6 +296,8 @@ class SampleConfig(Section):
 
 @dataclass(frozen=True)
 class Config:
+    """A full configuration: one section per concern. A checkpoint stores it whole, so a
+    checkpoint alone is enough to sample; `override(["section.field=value", ...])` type-checks."""
     preset: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
     text: TextConfig = field(default_factory=TextConfig)

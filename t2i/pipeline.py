@@ -48,6 +48,11 @@ NEW_IN_TWO_TIMES = ("h_embed.", "time_embedding.cond_proj.")
 
 
 class Pipeline:
+    """Text to images from a checkpoint: the networks, the codec and the sampling defaults.
+
+    `Pipeline.from_pretrained(dir or shipped name)(prompts, steps, cfg, seed, sampler)` returns
+    images in [0, 1]; sample k of each prompt starts from the noise of seed + k, so the same
+    seed gives the same images whatever else is in the call."""
     def __init__(self, config: Config, networks: nn.ModuleDict, device: torch.device | str = "cpu",
                  precision: str = "fp32", codec=None):
         self.config = config

@@ -22,6 +22,7 @@ from ..pipeline import Pipeline
 
 @dataclass
 class Explanation:
+    """How one prompt was read: spelled, its head phrase, the nearest training captions and classes."""
     prompt: str
     spelled: str  # the prompt as it was looked up, misspelt words corrected (spelling.py)
     head: Optional[str]  # its head phrase, weighed as much as the whole (retrieval.py), if any

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
+    """What one demo request may ask for, checked on the server, and how many are served at once."""
     max_steps: int = 100
     max_images: int = 16
     max_prompt_chars: int = 300
@@ -51,6 +52,7 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Request:
+    """One validated demo request: what `Pipeline.__call__` is asked for."""
     prompt: str
     steps: int
     cfg: float

@@ -52,6 +52,7 @@ Record = tuple[str, Callable[[], Image.Image], list[str]]  # (name, open the ima
 
 
 class BadImage(ValueError):
+    """An image the cache skips, with the reason it is counted under."""
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason

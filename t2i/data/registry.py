@@ -22,6 +22,7 @@ from .idx import load_idx_dataset
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """One entry of DATASETS: how to load a dataset, its image shape, classes and judge."""
     load: Callable[..., ImageDataset]  # (data config, split, subset, progress) -> dataset
     shape: Callable[..., tuple[int, int, int]]  # data config -> (C, H, W)
     classes: Optional[Classes] = None  # a labelled dataset's classes; None: free-form captions

@@ -58,6 +58,51 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     return (torch.einsum("bhnd,bhde->bhne", q, kv) / norm[..., None]).to(v.dtype)
 
 
+class Named(nn.Module):
+    """A module whose parts have names. Checkpoints written before they had (t2i 0.1.0, when
+    they were `nn.Sequential`s) index them; `LEGACY` maps those indices to the names, so every
+    old checkpoint still loads."""
+
+    LEGACY: dict[str, str] = {}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            index, _, rest = key[len(prefix):].partition(".")
+            if index in self.LEGACY:
+                state_dict[f"{prefix}{self.LEGACY[index]}.{rest}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class MLP(Named):
+    """Linear -> activation -> linear: the blocks' feed-forward (GELU) and the time embedding's
+    (SiLU, as DiT)."""
+
+    LEGACY = {"0": "fc1", "2": "fc2"}
+
+    def __init__(self, dim_in: int, hidden: int, dim_out: int, act: nn.Module):
+        super().__init__()
+        self.fc1 = nn.Linear(dim_in, hidden)
+        self.act = act
+        self.fc2 = nn.Linear(hidden, dim_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Modulation(Named):
+    """SiLU -> linear: the conditioning vector turned into n shift/scale/gate vectors (adaLN)."""
+
+    LEGACY = {"1": "proj"}
+
+    def __init__(self, dim: int, n: int):
+        super().__init__()
+        self.act = nn.SiLU()
+        self.proj = nn.Linear(dim, n * dim)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.act(c))
+
+
 class Attention(nn.Module):
     """Multi-head attention through SDPA (FlashAttention / memory-efficient kernels on GPUs),
     or linear attention (self-attention only: the text has few tokens)."""
@@ -103,10 +148,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.cross = Attention(dim, heads, cross=True)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
-                                 nn.Linear(hidden, dim))
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 9 * dim))
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dim, nn.GELU(approximate="tanh"))
+        self.ada = Modulation(dim, 9)
 
     def forward(self, x, c, context, mask):
         (sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3) = self.ada(c).chunk(9, dim=-1)
@@ -130,14 +173,18 @@ class TextMLP(nn.Module):
     def __init__(self, dim: int, mlp_ratio: float):
         super().__init__()
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dim, nn.GELU(approximate="tanh"))
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         return context + self.mlp(self.norm(context))
 
 
 class DiT(nn.Module):
+    """The diffusion transformer: an image (or latent) cut into p x p patches, each a token with
+    a fixed 2D position; `depth` adaLN-Zero blocks conditioned on the time (and interval)
+    embedding plus the pooled text, each attending to the text tokens; a final modulated
+    linear layer back to patches. `cfg` is a `ModelConfig`; `text_dim` the encoder's width."""
+
     def __init__(self, cfg, image_shape: tuple[int, int, int], text_dim: int,
                  two_times: bool = False):
         super().__init__()
@@ -154,11 +201,10 @@ class DiT(nn.Module):
         self.patch = nn.Linear(C * p * p, D)
         self.register_buffer("pos", sincos_2d(D, *self.grid)[None], persistent=False)  # (1, N, D)
         self.t_freq = 256
-        self.t_embed = nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
-        self.h_embed = (nn.Sequential(nn.Linear(self.t_freq, D), nn.SiLU(), nn.Linear(D, D))
-                        if two_times else None)
+        self.t_embed = MLP(self.t_freq, D, D, nn.SiLU())
+        self.h_embed = MLP(self.t_freq, D, D, nn.SiLU()) if two_times else None
         self.text_proj = nn.Linear(text_dim, D)
-        self.text_pool = nn.Sequential(nn.SiLU(), nn.Linear(D, D))
+        self.text_pool = Modulation(D, 1)  # the pooled text, projected into the conditioning
         if cfg.attention not in ("softmax", "linear"):
             raise ValueError(f"unknown attention {cfg.attention!r}; one of ['linear', 'softmax']")
         self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear")
@@ -166,7 +212,7 @@ class DiT(nn.Module):
         self.text_blocks = (nn.ModuleList(TextMLP(D, cfg.mlp_ratio) for _ in range(cfg.depth))
                             if cfg.text_stream else None)
         self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
-        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
+        self.final_ada = Modulation(D, 2)
         self.out = nn.Linear(D, C * p * p)
         self.initialize_weights()
 
@@ -177,24 +223,24 @@ class DiT(nn.Module):
                 nn.init.zeros_(m.bias)
         self.apply(xavier)
         # Time MLP: small normal init as in DiT, so early embeddings stay O(1).
-        for layer in (self.t_embed[0], self.t_embed[2]):
+        for layer in (self.t_embed.fc1, self.t_embed.fc2):
             nn.init.normal_(layer.weight, std=0.02)
         if self.h_embed is not None:
             # Zero output: the interval changes nothing at first, so a flow checkpoint loaded
             # into a two-time model predicts its own velocity for every interval.
-            nn.init.normal_(self.h_embed[0].weight, std=0.02)
-            nn.init.zeros_(self.h_embed[2].weight)
+            nn.init.normal_(self.h_embed.fc1.weight, std=0.02)
+            nn.init.zeros_(self.h_embed.fc2.weight)
         for block in self.blocks:
             # adaLN-Zero: zero modulation makes every gate 0, so each block starts as the
             # identity and the network as a function of the patch embedding alone.
-            nn.init.zeros_(block.ada[-1].weight)
-            nn.init.zeros_(block.ada[-1].bias)
+            nn.init.zeros_(block.ada.proj.weight)
+            nn.init.zeros_(block.ada.proj.bias)
         for text_block in self.text_blocks or ():
-            nn.init.zeros_(text_block.mlp[-1].weight)  # the text stream starts as the identity
+            nn.init.zeros_(text_block.mlp.fc2.weight)  # the text stream starts as the identity
         # Zero final modulation and output layer: the untrained model predicts exactly 0, a
         # harmless start for any objective (DiT section 3.2).
-        nn.init.zeros_(self.final_ada[-1].weight)
-        nn.init.zeros_(self.final_ada[-1].bias)
+        nn.init.zeros_(self.final_ada.proj.weight)
+        nn.init.zeros_(self.final_ada.proj.bias)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 

@@ -38,6 +38,7 @@ def within_table_limit(captions: list[str]) -> bool:
 
 @dataclass
 class CaptionTable:
+    """A finite caption set's encoder outputs, packed: each caption only its real tokens."""
     captions: list[str]
     tokens: torch.Tensor  # [T, D]: the real tokens of every caption, one caption after another
     lengths: torch.Tensor  # [N] real tokens of each caption

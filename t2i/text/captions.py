@@ -45,6 +45,7 @@ def asset_prompts(filename: str, names: tuple[str, ...]) -> tuple[tuple[str, ...
 
 @dataclass(frozen=True)
 class Classes:
+    """A labelled dataset's classes: names, synonyms, caption templates and held-out paraphrases."""
     names: tuple[str, ...]  # display names, one per label
     synonyms: tuple[tuple[str, ...], ...]  # other words for each class (the name always counts)
     heldout: tuple[tuple[str, ...], ...]  # paraphrases never used in training

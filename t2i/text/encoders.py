@@ -25,8 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .caption_table import FORMAT as TABLE_FORMAT
-from .caption_table import CaptionTable, within_table_limit
+from .caption_table import FORMAT as TABLE_FORMAT, CaptionTable, within_table_limit
 from .captions import Classes, normalize_prompt
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,7 @@ POOLINGS = ("tokens", "sentence", "both")
 
 
 class TextEncoder(nn.Module):
+    """The calls every encoder answers (tokenize, forward, encode, null): see the module doc."""
     dim: int  # token width
     prompts: str  # what prompts it understands: "ignored" | "class names" | "free text"
 
@@ -122,8 +122,7 @@ class ClassTextEncoder(TextEncoder):
 
     onehot: the token is the class's one-hot vector; its null is the all-zero vector, which is no
         class at all (the model's text projection then sees only its bias).
-    learned: a trainable embedding with one extra row for the null condition.
-    """
+    learned: a trainable embedding with one extra row for the null condition."""
 
     prompts = "class names"
 

@@ -69,13 +69,19 @@ def test_build_objective():
         build_objective(ObjectiveConfig(kind="score"))
 
 
-def test_v_target_is_salimans_and_ho():
-    # On the cosine schedule at s = 1/2: alpha = sigma = 1/sqrt(2), t = 1/2, v = (noise - x)/sqrt(2).
-    x, noise = torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
-    t = torch.full((3,), 0.5)
-    torch.testing.assert_close(Diffusion("v").target(x, noise, t), (noise - x) / 2 ** 0.5)
-    # ... and the model input x_t is the VP point z = alpha x + sigma noise divided by h = 1/sqrt(2)
-    torch.testing.assert_close(interpolate(x, noise, t) / 0.5 ** 0.5, (x + noise) / 2 ** 0.5)
+def test_v_target_and_model_input_are_salimans_and_ho_on_the_cosine_schedule():
+    """At cosine noise level s: alpha = cos(pi s / 2), sigma = sin(pi s / 2); the v target is
+    alpha noise - sigma x, and x_t / h (paths.vp) is the VP point alpha x + sigma noise."""
+    from t2i.flow.paths import cosine_t, vp
+
+    x, noise = torch.randn(4, 1, 2, 2, dtype=torch.float64), torch.randn(4, 1, 2, 2, dtype=torch.float64)
+    s = torch.tensor([0.1, 0.3, 0.5, 0.85], dtype=torch.float64)
+    alpha, sigma = torch.cos(torch.pi / 2 * s).view(-1, 1, 1, 1), torch.sin(torch.pi / 2 * s).view(-1, 1, 1, 1)
+    t = cosine_t(s)
+    a, b, h = vp(t.view(-1, 1, 1, 1))
+    torch.testing.assert_close((a, b), (alpha, sigma))
+    torch.testing.assert_close(interpolate(x, noise, t) / h, alpha * x + sigma * noise)
+    torch.testing.assert_close(Diffusion("v").target(x, noise, t), alpha * noise - sigma * x)
 
 
 def test_ot_pairing_is_a_permutation_that_lowers_the_transport_cost():

@@ -112,3 +112,29 @@ def test_text_stream_starts_as_the_identity_then_refines_the_tokens(perturb):
     garbage = tokens.clone()
     garbage[~mask] = 100.0  # the stream is per token: padding still changes nothing
     torch.testing.assert_close(stream(x, t, garbage, mask), out)
+
+
+def test_checkpoints_from_before_the_parts_had_names_still_load():
+    """0.1.0 wrote nn.Sequential indices (`mlp.0`, `ada.1`); they load into the named parts."""
+    import re
+
+    def legacy(state):
+        renamed = {}
+        for k, v in state.items():
+            k = re.sub(r"(mlp|embed)\.fc1\.", r"\1.0.", re.sub(r"(mlp|embed)\.fc2\.", r"\1.2.", k))
+            renamed[re.sub(r"(ada|text_pool)\.proj\.", r"\1.1.", k)] = v
+        return renamed
+
+    cfg = dataclasses.replace(CFG, text_stream=True)
+    model = DiT(cfg, (1, 16, 16), text_dim=10, two_times=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    old = legacy(model.state_dict())
+    assert {"blocks.0.mlp.0.weight", "blocks.0.ada.1.bias", "t_embed.2.weight", "h_embed.0.weight",
+            "text_pool.1.weight", "final_ada.1.bias", "text_blocks.0.mlp.2.weight"} <= set(old)
+    fresh = DiT(cfg, (1, 16, 16), text_dim=10, two_times=True)
+    fresh.load_state_dict(old)  # strict: every key found, none left over
+    x, t = torch.randn(2, 1, 16, 16), torch.rand(2)
+    tokens, mask = torch.randn(2, 3, 10), torch.ones(2, 3, dtype=torch.bool)
+    torch.testing.assert_close(fresh(x, t, tokens, mask), model(x, t, tokens, mask))

@@ -40,6 +40,7 @@ t2i/
     cifar.py         CIFAR-10 (pickles read by an arrays-only unpickler)
     captioned.py     captioned folders and Hugging Face datasets -> memory-mapped image cache
     emoji.py         Noto Color Emoji rendered and captioned with Unicode names
+    shapes.py        coloured shapes drawn on the fly, exact captions and their grammar
     registry.py      DATASETS: load_dataset, dataset_info, is_labelled
     latents.py       memory-mapped latent caches with manifests
     show.py          `t2i data show`: what a dataset holds; a captioned grid
@@ -52,6 +53,7 @@ t2i/
     colour.py        dominant colours of an image
     protocol.py      reference statistics, per-prompt generation, reports as dicts
     emoji.py         the emoji judge: nearest emoji, colour, names
+    shapes.py        the GenEval-style judge of shapes: an exact detector, six tasks
     judges.py        which judge a dataset has; evaluate a pipeline or checkpoint
     sweep.py         quality against steps, sampler and CFG
     reports.py       report files, the results table, the worst prompts

@@ -27,7 +27,7 @@ BACKBONE_NAMES = ("dit", "unet")
 OBJECTIVE_NAMES = ("eps", "flow", "meanflow", "shortcut", "v", "x0", "xflow")
 PAIRING_NAMES = ("independent", "ot")
 SAMPLER_NAMES = ("ddim", "ddpm", "euler", "fewstep", "heun")
-DATASET_NAMES = ("cifar10", "emoji", "fashion-mnist", "folder", "hf", "mnist")
+DATASET_NAMES = ("cifar10", "emoji", "fashion-mnist", "folder", "hf", "mnist", "shapes")
 SCHEDULE_NAMES = ("constant", "cosine", "cosine_restarts")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 POOLING_NAMES = ("both", "sentence", "tokens")
@@ -87,6 +87,7 @@ class DataConfig(Section):
     """Which images and captions train the model, at what size, and how they are drawn."""
     # fashion-mnist | mnist | cifar10 (class-labelled, captioned from templates) | folder
     # (images + captions.jsonl/.csv in data_dir) | hf (a Hugging Face dataset: hf_name) | emoji
+    # | shapes (coloured shapes drawn on the fly, captioned exactly: data/shapes.py)
     dataset: str = "fashion-mnist"
     data_dir: Optional[str] = None  # the dataset's files (folder: the folder); None searches the usual places
     subset: int = 0  # use only the first N training images (0 = all); `overfit` uses a handful
@@ -98,6 +99,10 @@ class DataConfig(Section):
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
     font: Optional[str] = None  # emoji: the Noto Color Emoji font; None searches the usual font paths
     recolour: bool = False  # emoji: add each coloured emoji in the hue colours it lacks (data/emoji.py)
+    # shapes: how many scenes are drawn (more: more variety, longer to draw: ~6k/s) and from
+    # which seed; scene i of a seed is the same everywhere
+    scenes: int = 50_000
+    scene_seed: int = 0
     # folder / hf / emoji: images are resized (shorter side) and centre-cropped to this square
     image_size: int = 64
     channels: int = 3  # 3 = RGB, 1 = grayscale
@@ -111,7 +116,8 @@ class DataConfig(Section):
     section = "data"
     rules = {"dataset": choice(DATASET_NAMES), "subset": at_least(0), "holdout": at_least(0),
              "captions": choice(("templates", "bank", "photo")), "template_share": between(0, 1),
-             "image_size": at_least(1), "channels": choice((1, 3)),
+             "image_size": at_least(1), "channels": choice((1, 3)), "scenes": at_least(1),
+             "scene_seed": at_least(0),
              "recolour": ((lambda v, c: not v or c.dataset == "emoji"), "only for data.dataset=emoji")}
 
 

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ..checkpoint import load_into
 from ..data import load_dataset
+from ..evaluation.shapes import HEADLINE as TASK_HEADLINE
 from ..flow.paths import interpolate
 from ..pipeline import Pipeline
 from ..utils.images import make_grid, pyplot, with_title
@@ -121,10 +122,12 @@ def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
     """Accuracy and FD of the evaluations during training (one JSON line each: minutes, step,
     metrics, real floor) against training CPU minutes: how long is worth training."""
     lines = Path(eval_log).read_text().splitlines() if Path(eval_log).exists() else []
-    # The judge's lines (the validation loss has lines of its own, without FD).
-    records = [r for r in (json.loads(line) for line in lines if line.strip()) if "fd" in r]
+    # The judge's lines (the validation loss has lines of its own, without FD or tasks).
+    records = [r for r in (json.loads(line) for line in lines if line.strip()) if "fd" in r or "overall" in r]
     if not records:
         raise FileNotFoundError(f"no evaluations in {eval_log}: train with train.eval_every=N")
+    if "overall" in records[0]:
+        return task_curves(records, path)
     plt = pyplot()
     minutes = [r["minutes"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -138,6 +141,26 @@ def quality_curve(eval_log: str | Path, path: str | Path) -> Path:
         ax.legend()
     axes[1].set_yscale("log")
     fig.suptitle(f"{records[-1]['n_per_class']} images per class at each point", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def task_curves(records: list[dict], path: str | Path) -> Path:
+    """Each GenEval task's accuracy (a shapes run's evaluations) against training CPU minutes."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    minutes = [r["minutes"] for r in records]
+    for key in TASK_HEADLINE:
+        ax.plot(minutes, [r[key] for r in records], "o-" if key == "overall" else ".-",
+                lw=2.5 if key == "overall" else 1, label=key.replace("_", " "))
+    ax.set_xlabel("training CPU minutes")
+    ax.set_ylabel("images that pass")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"GenEval-style tasks, {records[-1]['n_per_class']} images per prompt at each point",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

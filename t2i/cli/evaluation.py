@@ -22,14 +22,17 @@ def add_eval(sub) -> None:
     esub = e.add_subparsers(dest="what", required=True)
     r = esub.add_parser("report", help="accuracy, FD, precision, recall of a checkpoint",
                         description="Generate N images per class prompt (emoji: per prompt of "
-                                    "its seen and held-out sets); report accuracy (emoji: group, "
-                                    "colour and retrieval accuracy), FD, precision and recall, "
-                                    "each beside its real-data floor; write a JSON report "
+                                    "its seen and held-out sets; shapes: per prompt of GenEval's "
+                                    "six tasks); report accuracy (emoji: group, colour and "
+                                    "retrieval accuracy; shapes: each task's and their mean), FD, "
+                                    "precision and recall, each beside its real-data floor; write "
+                                    "a JSON report "
                                     "(default: RUN/eval_<checkpoint>_<sampler><steps>_cfg<scale>.json).")
     add_protocol_arguments(r)
-    r.add_argument("--prompts", choices=list(evaluation.PROMPT_SETS), default="names",
+    r.add_argument("--prompts", choices=[*evaluation.PROMPT_SETS, "phrasings"], default="names",
                    help="prompt each class by its name, or by its held-out paraphrases (never "
-                        "trained on; needs a pretrained text encoder)")
+                        "trained on; needs a pretrained text encoder); shapes: names are the "
+                        "GenEval-style prompts, phrasings the same tasks in other words")
     r.add_argument("--inception", action="store_true",
                    help="also Inception FID via torchmetrics (needs it and its weights)")
     r.add_argument("--json", help="where to write the report")
@@ -98,7 +101,7 @@ def cmd_eval_sweep(args) -> int:
 def cmd_eval_table(args) -> int:
     skipped = evaluation.update_results_table(args.readme, [Path(r) for r in args.reports])
     print(f"updated the results table in {args.readme} from {len(args.reports) - len(skipped)} reports"
-          + (f"; left out {len(skipped)} without class accuracy: {', '.join(skipped)}" if skipped else ""))
+          + (f"; left out {len(skipped)} with neither class accuracy nor GenEval tasks: {', '.join(skipped)}" if skipped else ""))
     return 0
 
 

@@ -18,6 +18,7 @@ from .captioned import open_image_cache
 from .cifar import load_cifar10
 from .emoji import load_emoji
 from .idx import load_idx_dataset
+from .shapes import load_shapes
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ DATASETS: dict[str, DatasetSpec] = {
                          _captioned_shape, splits=("train",), classifier="emoji_classifier",
                          examples=("a purple heart", "a smiling cat", "a red apple", "a rocket",
                                    "a dog face", "a blue book", "a green heart", "a grinning face")),
+    # Coloured shapes drawn on the fly with exact captions (shapes.py), judged GenEval-style.
+    "shapes": DatasetSpec(lambda cfg, split, subset, progress: load_shapes(cfg, progress=progress),
+                          _captioned_shape, splits=("train",), classifier="shapes_judge",
+                          examples=("a red circle to the left of a blue square", "three green triangles",
+                                    "a yellow square and a purple circle", "a small orange diamond",
+                                    "a blue cross above a red triangle", "two crosses")),
 }
 
 

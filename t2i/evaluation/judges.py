@@ -1,5 +1,6 @@
 """Which evaluation a model gets: each dataset with an evaluator names it in the dataset registry
-(`DatasetSpec.classifier`): Fashion-MNIST is judged by protocol.py, emoji by emoji.py. Training
+(`DatasetSpec.classifier`): Fashion-MNIST is judged by protocol.py, emoji by emoji.py, shapes by
+shapes.py. Training
 (`train.eval_every`), `t2i eval report` and the studies come through here."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ..data import dataset_spec
 from ..pipeline import Pipeline
 from .emoji import EmojiReference, evaluate_emoji
 from .protocol import Reference, evaluate_pipeline
+from .shapes import ShapesReference, evaluate_shapes
 
 
 def has_evaluator(data_config) -> bool:
@@ -18,15 +20,18 @@ def has_evaluator(data_config) -> bool:
     return bool(dataset_spec(data_config).classifier)
 
 
-def reference_for(pipe: Pipeline, n: int, reference_images: int = 10_000):
-    """The fixed side of the evaluation of `pipe` with `n` images per class or prompt."""
+def reference_for(pipe: Pipeline, n: int, reference_images: int = 10_000, prompts: str = "names"):
+    """The fixed side of the evaluation of `pipe` with `n` images per class or prompt (for
+    shapes, `prompts` picks the set: "geneval", the default, or "phrasings")."""
     judge = dataset_spec(pipe.config.data).classifier
     if judge == "emoji_classifier":
         return EmojiReference(n, font=pipe.config.data.font)
+    if judge == "shapes_judge":
+        return ShapesReference(n, "geneval" if prompts == "names" else prompts, pipe.config.data.image_size)
     if judge:
         return Reference.for_pipeline(pipe, n, reference_images)
     raise ValueError(f"t2i has no evaluator for {pipe.config.data.dataset} models (it judges "
-                     "fashion-mnist and emoji); training on it logs the validation loss instead")
+                     "fashion-mnist, emoji and shapes); training on it logs the validation loss instead")
 
 
 def evaluate(pipe: Pipeline, reference, n: int, seed: int = 0, inception: bool = False,
@@ -34,6 +39,8 @@ def evaluate(pipe: Pipeline, reference, n: int, seed: int = 0, inception: bool =
     """The report of `pipe` against `reference` (from `reference_for`)."""
     if isinstance(reference, EmojiReference):
         return evaluate_emoji(pipe, reference, n, seed, **sampling)
+    if isinstance(reference, ShapesReference):
+        return evaluate_shapes(pipe, reference, n, seed, **sampling)
     return evaluate_pipeline(pipe, reference, n, seed, inception, prompts, **sampling)
 
 
@@ -44,7 +51,7 @@ def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, seed: in
     `sampling` as for `evaluate_pipeline`."""
     ckpt = resolve_checkpoint(checkpoint)
     pipe = Pipeline.from_pretrained(ckpt)
-    reference = reference_for(pipe, n_per_class, reference_images)
+    reference = reference_for(pipe, n_per_class, reference_images, prompts)
     report = evaluate(pipe, reference, n_per_class, seed, inception, prompts, **sampling)
     state, _ = load_training_state(ckpt)
     tc = pipe.config.train

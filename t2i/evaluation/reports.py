@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..checkpoint import run_directory
 from .emoji import format_emoji_report
+from .shapes import composition_table, format_shapes_report
 
 
 def guidance_interval(protocol: dict) -> tuple[float, float]:
@@ -57,19 +58,24 @@ def results_table(reports: list[tuple[str, dict]]) -> str:
 
 def update_results_table(page: str | Path, report_files: list[Path]) -> list[str]:
     """Replace a Markdown page's results table (between its markers) with one made from the
-    class-accuracy reports among `report_files`; returns the names of those left out (an emoji
-    report scores groups and colours instead: `studies/emoji_study.py table`)."""
+    class-accuracy reports among `report_files`, followed by a table of the shapes (GenEval-style)
+    reports if any; returns the names of those left out (an emoji report scores groups and
+    colours instead: `studies/emoji_study.py table`)."""
     page = Path(page)
     text = page.read_text()
     if RESULTS_BEGIN not in text or RESULTS_END not in text:
         raise ValueError(f"{page} has no results markers: add the lines {RESULTS_BEGIN} and "
                          f"{RESULTS_END} where the table goes")
     reports = [(f.name, json.loads(f.read_text())) for f in report_files]
-    skipped = [name for name, r in reports if "accuracy" not in r]
+    accuracy = [(name, r) for name, r in reports if "accuracy" in r]
+    shapes = [(name, r) for name, r in reports if r.get("protocol", {}).get("dataset") == "shapes"]
+    judged = {name for name, _ in accuracy + shapes}
+    skipped = [name for name, _ in reports if name not in judged]
     before, rest = text.split(RESULTS_BEGIN, 1)
     _, after = rest.split(RESULTS_END, 1)
-    table = results_table([(name, r) for name, r in reports if "accuracy" in r])
-    page.write_text(before + RESULTS_BEGIN + "\n" + table + RESULTS_END + after)
+    tables = [results_table(accuracy)] if accuracy else []
+    tables += [composition_table(shapes)] if shapes else []
+    page.write_text(before + RESULTS_BEGIN + "\n" + "\n".join(tables) + RESULTS_END + after)
     return skipped
 
 
@@ -79,6 +85,8 @@ def format_report(report: dict) -> str:
     several prompts) the ten prompts that missed most. An emoji report has its own summary."""
     if report["protocol"].get("dataset") == "emoji":
         return format_emoji_report(report)
+    if report["protocol"].get("dataset") == "shapes":
+        return format_shapes_report(report)
     p, floor = report["protocol"], report["real_floor"]
     lines = [f"{p['images']} images from the class {p.get('prompts', 'names')} ("
              f"{sampling_label(p)}, {report['sample_img_per_s']:.1f} img/s) "

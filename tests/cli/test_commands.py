@@ -263,3 +263,22 @@ def test_progression_from_kept_checkpoints_at_any_seed(tmp_path):
     # One row per kept checkpoint: ten 28x28 class images at scale 2 under a title band.
     assert Image.open(out / "progression.png").size == (2 * (2 + 10 * 30), 2 * (2 * (2 + 30) + 16))
     assert main(["-q", "figures", "progresion", "--run", str(run)]) == 2  # a typo: one error line
+
+
+def test_a_debug_sized_shapes_run_trains_samples_and_is_judged(tmp_path, tiny_text_models):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "data.dataset=shapes",
+                 "data.image_size=32", "data.scenes=64", "model.patch_size=4",
+                 f"text.encoder={tiny_text_models['bert']}", "train.steps=4", "train.eval_every=4",
+                 "train.eval_n_per_class=1"]) == 0
+    record = json.loads((run / "eval.jsonl").read_text().splitlines()[0])
+    assert record["step"] == 4 and 0 <= record["overall"] <= 1 and record["real_floor"]["overall"] >= 0.99
+    assert main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a red circle to the left of a blue square",
+                 "--num-per-prompt", "2", "--steps", "2", "--out", str(tmp_path / "samples")]) == 0
+    assert Image.open(tmp_path / "samples" / "000_001.png").size == (32, 32)
+    report = tmp_path / "report.json"
+    assert main(["-q", "eval", "report", "--checkpoint", str(run), "--n-per-class", "1", "--steps", "2",
+                 "--prompts", "phrasings", "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["protocol"]["prompts"] == "phrasings" and data["headline"][0] == "overall"
+    assert set(data["per_prompt"]) >= {"a crimson circle", "a pair of circles"}

@@ -14,7 +14,8 @@ from t2i.data import (
 def test_every_dataset_answers_shape_labels_and_evaluation_without_loading():
     expected = {"fashion-mnist": ((1, 28, 28), True, True), "mnist": ((1, 28, 28), True, False),
                 "cifar10": ((3, 32, 32), True, False), "folder": ((3, 64, 64), False, False),
-                "hf": ((3, 64, 64), False, False), "emoji": ((3, 64, 64), False, True)}
+                "hf": ((3, 64, 64), False, False), "emoji": ((3, 64, 64), False, True),
+                "shapes": ((3, 64, 64), False, True)}
     assert set(DATASETS) == set(expected)
     for name, (shape, labelled, evaluable) in expected.items():
         cfg = DataConfig(dataset=name)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..utils.images import from_hsv, to_hsv
+from ..utils.images import circular_mean, from_hsv, to_hsv
 from .base import DataError, ImageDataset
 from .captioned import open_image_cache
 
@@ -166,13 +166,6 @@ def recolourings(rows: list[dict]) -> list[tuple[int, str, dict]]:
                        if words[0] in colour_words(display_name(a))]
             out.append((i, colour, {**row, "name": new, "aliases": aliases}))
     return out
-
-
-def circular_mean(degrees: torch.Tensor, weight: torch.Tensor, dim) -> torch.Tensor:
-    """The weighted mean of angles in degrees over `dim`, on the circle (350 and 10 give 0)."""
-    angle = torch.deg2rad(degrees)
-    y, x = (weight * angle.sin()).sum(dim), (weight * angle.cos()).sum(dim)
-    return torch.rad2deg(torch.atan2(y, x)) % 360
 
 
 def dominant_hue(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

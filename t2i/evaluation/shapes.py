@@ -30,20 +30,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..data.shapes import (
-    BASE,
-    COLOURS,
-    HELDOUT,
-    PLURALS,
-    RELATIONS,
-    SHAPES,
-    Meaning,
-    article,
-    parse,
-    render_meaning,
-    shape_mask,
-)
-from ..utils.images import to_hsv
+from ..data.shapes import (BASE, COLOURS, HELDOUT, PLURALS, RELATIONS, SHAPES, Meaning, article, offsets,
+                           parse, render_meaning, shape_mask)
+from ..utils.images import circular_mean, to_hsv
 from .classifier import ASSETS
 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
@@ -66,8 +55,7 @@ class Detection:
 
 def _colour(hues: np.ndarray) -> str:
     """The named colour nearest the circular mean of `hues` (degrees)."""
-    angle = np.deg2rad(hues)
-    mean = np.rad2deg(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360
+    mean = circular_mean(torch.from_numpy(hues), torch.ones(len(hues)), 0).item()
     return min(COLOURS, key=lambda c: min(abs(mean - COLOURS[c]), 360 - abs(mean - COLOURS[c])))
 
 
@@ -108,9 +96,7 @@ def _matches(d: Detection, thing) -> bool:
 
 def _stands(a: Detection, b: Detection, relation: str) -> bool:
     """Whether "a <relation> b" holds of their centres, the named axis dominant."""
-    axis, sign = RELATIONS[relation]
-    d = ((b.x - a.x) * sign, (b.y - a.y) * sign)
-    along, across = d[axis], abs((b.x - a.x, b.y - a.y)[1 - axis])
+    along, across = offsets((a.x, a.y), (b.x, b.y), relation)
     return along > 0 and along > across
 
 

@@ -60,6 +60,14 @@ def to_hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return hue % 360, saturation, value
 
 
+def circular_mean(degrees: torch.Tensor, weight: torch.Tensor, dim) -> torch.Tensor:
+    """The weighted mean of angles in degrees over `dim`, on the circle (350 and 10 give 0):
+    the mean of hues."""
+    angle = torch.deg2rad(degrees)
+    y, x = (weight * angle.sin()).sum(dim), (weight * angle.cos()).sum(dim)
+    return torch.rad2deg(torch.atan2(y, x)) % 360
+
+
 def from_hsv(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """The inverse of `to_hsv`: RGB images in [-1, 1] (B, 3, H, W)."""
     chroma = value * saturation

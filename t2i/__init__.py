@@ -26,6 +26,7 @@ t2i/
     dit.py           the DiT: patches, sin-cos positions, adaLN-Zero, self/cross-attention, MLP
     unet.py          the U-Net: diffusers' UNet2DConditionModel behind the same call
   text/            prompts to tokens, and reading a free-text prompt
+    prompts.py       what a prompt may be: text, bounded, no control or bidi characters
     captions.py      class names, synonyms, templates, caption banks of labelled datasets
     caption_table.py a finite caption set's encoder outputs, encoded once, looked up per batch
     spelling.py      did-you-mean for prompts against the training captions' words
@@ -61,12 +62,14 @@ t2i/
   training/        the one loop and the trainers on it
     progress.py      a progress bar over the budget; TensorBoard and W&B
     monitor.py       data and predicted-velocity statistics per time bucket
+    signals.py       SIGINT/SIGTERM: stop after the step, or at once in work between steps
     loop.py          the loop: budget, LR schedule, optimizer step, checkpoints, resume, signals
     denoiser.py      the trainable networks as one module, and a few-step loss's view of it
     trajectories.py  teacher trajectories for few-step distillation
     trainer.py       the denoiser trainer: condition dropout, EMA, samples, evaluation, DDP
     vae.py           our KL autoencoder's trainer; export with the measured latent scale
     bench.py         throughput, MFU and peak memory through the public calls; batch finder
+    profile.py       where a training step's time goes: phases and top operators
   apps/            programs over the pipeline
     explain.py       `--explain`: how a prompt was read, its nearest captions and classes
     figures.py       denoising strip, seeds GIF, training progression, curves, VAE figures

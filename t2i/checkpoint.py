@@ -25,12 +25,14 @@ folder, which `remove_stale_parts` clears at the next start of that run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -173,7 +175,7 @@ def checkpoint_problems(ckpt: Path) -> list[str]:
     manifest = ckpt / MANIFEST
     if manifest.is_file():
         try:
-            files = json.loads(manifest.read_text())["files"]
+            files = read_json(manifest)["files"]
         except (ValueError, KeyError, TypeError):
             return [f"{MANIFEST} is damaged"]
         for name, want in files.items():
@@ -186,19 +188,20 @@ def checkpoint_problems(ckpt: Path) -> list[str]:
     for name in ("config.json", "state.json"):  # older checkpoints have no manifest: parse
         if (ckpt / name).is_file():
             try:
-                json.loads((ckpt / name).read_text())
+                read_json(ckpt / name)
             except ValueError as e:
-                problems.append(f"{name} is not valid JSON ({e})")
+                problems.append(str(e) if str(e).startswith(name) else f"{name} is not valid JSON ({e})")
     for f in sorted(ckpt.glob("*.safetensors")):
         try:
             with safe_open(str(f), "pt") as st:
                 st.keys()
         except (SafetensorError, OSError) as e:
             problems.append(f"{f.name} is damaged ({e})")
-    try:
-        load_config(ckpt)
-    except CheckpointError as e:
-        problems.append(str(e))
+    if not problems:
+        try:
+            load_config(ckpt)
+        except CheckpointError as e:
+            problems.append(str(e))
     return problems
 
 
@@ -235,14 +238,35 @@ def resolve_checkpoint(path: str | Path, latest: bool = True) -> Path:
                             f"model ({shipped})")
 
 
+MAX_JSON_BYTES = 16 << 20  # a checkpoint's JSON files are kilobytes; far more is not one of them
+
+
+def read_json(path: Path):
+    """A checkpoint's small JSON file, parsed; a ValueError (not a huge read or a RecursionError)
+    for one too large or nested too deeply."""
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{path.name} is {size:,} bytes: not a t2i checkpoint's (a few kB)")
+    try:
+        return json.loads(path.read_text())
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply to be a t2i checkpoint's") from None
+
+
 def load_config(ckpt: Path) -> Config:
     path = Path(ckpt) / "config.json"
     try:
-        return Config.from_json(path.read_text())
+        return Config.from_dict(_object(read_json(path)))
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing: a checkpoint carries its config") from None
-    except (ConfigError, TypeError) as e:
+    except (ValueError, TypeError) as e:  # ConfigError and JSON errors are ValueErrors
         raise CheckpointError(f"{path}: {e}") from None
+
+
+def _object(d):
+    if not isinstance(d, dict):
+        raise ConfigError("a config must be a JSON object")
+    return d
 
 
 def load_weights(ckpt: Path, which: str = "ema") -> dict[str, torch.Tensor]:
@@ -257,6 +281,17 @@ def load_weights(ckpt: Path, which: str = "ema") -> dict[str, torch.Tensor]:
                               f"{', ...' if len(bad) > 3 else ''}): the run that wrote it diverged")
     # Checkpoints written before the U-Net joined called the backbone "dit".
     return {("backbone." + k[4:] if k.startswith("dit.") else k): v for k, v in weights.items()}
+
+
+def held_parameters(ckpt: Path, which: str = "ema") -> int:
+    """How many numbers `which` weights of a checkpoint hold, from the safetensors header alone
+    (nothing loaded; the library refuses headers whose shapes or offsets do not fit the file)."""
+    path = Path(ckpt) / f"{which}.safetensors"
+    try:
+        with safe_open(str(path), "pt") as st:
+            return sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path} cannot be read ({e})") from None
 
 
 def load_into(module: torch.nn.Module, ckpt: Path, which: str = "ema",
@@ -279,7 +314,7 @@ def load_training_state(ckpt: Path) -> tuple[dict, Optional[dict[str, torch.Tens
     ckpt = Path(ckpt)
     tensors = load_file(ckpt / "state.safetensors") if (ckpt / "state.safetensors").is_file() else None
     try:
-        state = json.loads((ckpt / "state.json").read_text())
+        state = read_json(ckpt / "state.json")
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{ckpt / 'state.json'} cannot be read ({e})") from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
@@ -311,3 +346,37 @@ def restore_training_state(ckpt: Path, optimizer: torch.optim.Optimizer, order) 
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{ckpt}: the training state does not fit this run ({e})") from None
     return state["step"], elapsed
+
+
+SHAPING = ("model", "text", "data", "vae")  # the sections a checkpoint's weights and data depend on
+# Where this machine keeps files, not what they are: a resumed run takes them from its own config.
+LOCAL = ("data_dir", "cache_dir", "font")  # data fields
+
+
+def resumed_config(config: Config, ckpt: Path, explicit: Collection[str] = ()) -> Config:
+    """What a resumed run trains: the checkpoint's model, text, data and VAE (they shape the
+    weights and the data), with this run's objective, training and sampling settings — and the
+    checkpoint's train.init where this run names none (a distillation's teacher). A field of
+    those four sections that the command line sets (`explicit`) and the checkpoint contradicts
+    is an error naming it; any other difference (a preset's newer default) is a warning naming
+    each field and both values."""
+    saved = load_config(ckpt)
+    if saved.train.init and not config.train.init:
+        log.info("resuming %s: train.init=%s (its teacher) from the checkpoint", ckpt, saved.train.init)
+        config = config.override([f"train.init={saved.train.init}"])
+    differ = [(f"{section}.{name}", getattr(getattr(saved, section), name), value)
+              for section in SHAPING
+              for name, value in dataclasses.asdict(getattr(config, section)).items()
+              if getattr(getattr(saved, section), name) != value and not (section == "data" and name in LOCAL)]
+    contradicted = [d for d in differ if d[0] in explicit]
+    if contradicted:
+        raise ConfigError(f"--resume {ckpt}: the checkpoint was trained with "
+                          + ", ".join(f"{k}={old!r} (not {new!r})" for k, old, new in contradicted)
+                          + "; a resumed run keeps the checkpoint's model, text, data and vae: drop "
+                          "those overrides, or train a new run with another --out")
+    for key, old, new in differ:
+        log.warning("resuming %s: %s=%r from the checkpoint (this run's config says %r)", ckpt, key, old, new)
+    if differ:
+        data = dataclasses.replace(saved.data, **{name: getattr(config.data, name) for name in LOCAL})
+        config = dataclasses.replace(config, model=saved.model, text=saved.text, data=data, vae=saved.vae)
+    return config

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .fields import INT_LIST, POSITIVE, ConfigError, Section, at_least, between, choice, parse
+from .fields import INT_LIST, POSITIVE, ConfigError, Section, at_least, between, choice, from_to, parse
 
 # The names the registries below the config resolve (tests/test_config.py keeps them equal to
 # BACKBONES, OBJECTIVES, SAMPLERS, DATASETS, text POOLINGS and the LR schedules): checked here,
@@ -44,15 +44,21 @@ class ModelConfig(Section):
     patch_size: int = 4  # pixels per token side; tokens = (image_size / patch_size)^2
     attention: str = "softmax"  # softmax | linear (self-attention cost linear in tokens)
     text_stream: bool = False  # dit: refine the text tokens by their own MLP before each block
+    # dit: the mean text token also shifts and scales every block (adaLN, with the time); false:
+    # the text reaches the image only through cross-attention, token by token
+    pooled_text: bool = True
+    # dit: add a fixed sin-cos embedding of each text token's place in the prompt, so that
+    # cross-attention can tell "the first noun" from "the second" without the encoder's help
+    text_positions: bool = False
     unet_channels: str = "32,64,64"  # unet: channels per level; each level after the first halves H, W
     layers_per_block: int = 1  # unet: ResNet blocks per level
 
     section = "model"
     rules = {
-        "backbone": choice(BACKBONE_NAMES), "width": at_least(1), "depth": at_least(1),
+        "backbone": choice(BACKBONE_NAMES), "width": from_to(1, 16384), "depth": from_to(1, 1024),
         "heads": ((lambda v, c: v >= 0 and c.width % (v or max(1, c.width // 64)) == 0),
                   "an integer >= 0 (0: width // 64) that divides model.width"),
-        "mlp_ratio": POSITIVE, "patch_size": at_least(1),
+        "mlp_ratio": ((lambda v, c: 0 < v <= 64), "a number in (0, 64]"), "patch_size": from_to(1, 256),
         "attention": choice(("linear", "softmax")), "unet_channels": INT_LIST,
         "layers_per_block": at_least(1),
     }
@@ -78,7 +84,7 @@ class TextConfig(Section):
     section = "text"
     rules = {"encoder": ((lambda v, c: bool(v.strip())), "none, onehot, learned, minilm, or a hub "
                          "id / folder of a Hugging Face text encoder"),
-             "dim": at_least(1), "max_length": at_least(0), "cond_drop": between(0, 1),
+             "dim": from_to(1, 16384), "max_length": from_to(0, 65536), "cond_drop": between(0, 1),
              "noise": at_least(0, "a number"), "pooling": choice(POOLING_NAMES)}
 
 
@@ -116,7 +122,7 @@ class DataConfig(Section):
     section = "data"
     rules = {"dataset": choice(DATASET_NAMES), "subset": at_least(0), "holdout": at_least(0),
              "captions": choice(("templates", "bank", "photo")), "template_share": between(0, 1),
-             "image_size": at_least(1), "channels": choice((1, 3)), "scenes": at_least(1),
+             "image_size": from_to(1, 4096), "channels": choice((1, 3)), "scenes": at_least(1),
              "scene_seed": at_least(0),
              "recolour": ((lambda v, c: not v or c.dataset == "emoji"), "only for data.dataset=emoji")}
 
@@ -138,7 +144,7 @@ class VAEConfig(Section):
     #                          gives a smoother latent space, less gives sharper reconstructions
 
     section = "vae"
-    rules = {"scale": at_least(0, "a number"), "resolution": at_least(0), "channels": INT_LIST,
+    rules = {"scale": at_least(0, "a number"), "resolution": from_to(0, 4096), "channels": INT_LIST,
              "layers_per_block": at_least(1), "latent_channels": at_least(1),
              "kl_weight": at_least(0, "a number")}
 
@@ -347,25 +353,28 @@ class Config:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"not JSON ({e})") from None
+        except RecursionError:
+            raise ConfigError("not a config: JSON nested too deeply") from None
         if not isinstance(d, dict):
             raise ConfigError("a config must be a JSON object")
         return cls.from_dict(d)
 
     def override(self, assignments: list[str]) -> "Config":
-        """Apply `section.field=value` strings, each parsed to the field's declared type."""
-        cfg = self
+        """Apply `section.field=value` strings, each parsed to the field's declared type. The
+        rules are checked once, after all of them apply, so their order never matters (a later
+        assignment of the same field wins)."""
+        sections = {f.name for f in dataclasses.fields(self)} - {"preset"}
+        changes: dict[str, dict] = {}
         for item in assignments:
             key, sep, raw = item.partition("=")
             section, dot, name = key.strip().partition(".")
             if not sep or not dot:
                 raise ValueError(f"override {item!r} must look like section.field=value")
-            sections = {f.name for f in dataclasses.fields(cfg)} - {"preset"}
             if section not in sections:
                 raise ValueError(f"unknown config section {section!r}; one of {sorted(sections)}")
-            sub = getattr(cfg, section)
-            hints = typing.get_type_hints(type(sub))
+            hints = typing.get_type_hints(type(getattr(self, section)))
             if name not in hints:
                 raise ValueError(f"unknown field {section}.{name}; one of {sorted(hints)}")
-            value = parse(raw.strip(), hints[name], key)
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
-        return cfg
+            changes.setdefault(section, {})[name] = parse(raw.strip(), hints[name], key)
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)
+                                            for section, values in changes.items()})

@@ -59,6 +59,12 @@ def at_least(low, what="an integer"):
     return (lambda v, c: v >= low), f"{what} >= {low}"
 
 
+def from_to(low, high):
+    """An integer in [low, high]: the upper bound keeps a hostile or mistyped config (a
+    checkpoint's config.json from elsewhere) from asking for terabytes before any check."""
+    return (lambda v, c: low <= v <= high), f"an integer from {low} to {high:,}"
+
+
 def between(low, high):
     return (lambda v, c: low <= v <= high), f"a number in [{low}, {high}]"
 

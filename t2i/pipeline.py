@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .checkpoint import load_config, load_into, resolve_checkpoint
+from .checkpoint import CheckpointError, held_parameters, load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
 from .data import dataset_info
@@ -26,19 +26,30 @@ from .flow.samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call
 from .models import build_backbone
 from .text.captions import Classes
 from .text.encoders import build_text_encoder, pad_tokens
+from .text.prompts import clean_prompt
 from .text.retrieval import CaptionIndex, grounding_problem
 from .utils.fsutil import cache_root
 from .utils.runtime import autocast, resolve_device, resolve_precision
 
 
-def build_networks(config: Config, shape: tuple[int, int, int]) -> nn.ModuleDict:
+def build_networks(config: Config, shape: tuple[int, int, int], held: Optional[int] = None) -> nn.ModuleDict:
     """The trainable networks of a config whose backbone works on tensors of `shape` (the codec's
     latent shape): `backbone` and `text` (the text encoder's trainable parts, if any, are trained
-    and averaged with the backbone)."""
+    and averaged with the backbone). `held`: how many numbers the checkpoint to be loaded holds
+    (`checkpoint.held_parameters`); the backbone is then first built on the meta device (no
+    memory) and refused if larger, so a config.json that does not describe its weights cannot
+    ask for a huge allocation."""
     text = build_text_encoder(config.text, dataset_info(config.data)["classes"])
-    backbone = build_backbone(config.model, shape, text.dim,
-                              two_times=config.objective.kind in FEW_STEP)
-    return nn.ModuleDict({"backbone": backbone, "text": text})
+
+    def backbone():
+        return build_backbone(config.model, shape, text.dim, two_times=config.objective.kind in FEW_STEP)
+    if held is not None:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in backbone().parameters())
+        if size > held:
+            raise CheckpointError(f"the checkpoint's config describes a backbone of {size:,} parameters, but its "
+                                  f"weights hold {held:,} numbers: the config does not belong to them")
+    return nn.ModuleDict({"backbone": backbone(), "text": text})
 
 
 # What a two-time (few-step) backbone has that a one-time checkpoint lacks: the DiT's interval
@@ -72,7 +83,7 @@ class Pipeline:
         ckpt = resolve_checkpoint(path)
         config = load_config(ckpt)
         codec = load_codec(config)
-        networks = build_networks(config, codec.latent_shape)
+        networks = build_networks(config, codec.latent_shape, held_parameters(ckpt, weights))
         load_into(networks, ckpt, weights)  # refuses non-finite weights
         return cls(config, networks, resolve_device(device), precision, codec)
 
@@ -161,9 +172,11 @@ class Pipeline:
         guidance applies) and retrieve (ground each prompt on that many nearest training
         captions; 0 = off) come from the checkpoint's config (`sampling`). The callback sees
         the states in the backbone's space (pixels in [-1, 1], or latents): pass them to `decode`
-        to see them as images."""
+        to see them as images. Prompts pass `text.prompts.clean_prompt` first (bounded length,
+        no control or bidi characters)."""
         if isinstance(prompts, str):
             prompts = [prompts]
+        prompts = [clean_prompt(p) for p in prompts]
         s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval, retrieve)
         if num_per_prompt < 1:
             raise ValueError(f"num_per_prompt must be >= 1, got {num_per_prompt}")

@@ -1,6 +1,7 @@
 import pytest
 
 from t2i.config import Config
+from t2i.fields import ConfigError
 from t2i.presets import get_preset
 
 
@@ -47,9 +48,10 @@ def test_config_names_are_the_registries():
 
 @pytest.mark.parametrize("override, match", [
     ("model.heads=-4", "model.heads=-4 is not allowed"), ("model.heads=5", "divides model.width"),
-    ("model.patch_size=0", ">= 1"), ("model.depth=-1", ">= 1"), ("model.mlp_ratio=0", "> 0"),
+    ("model.patch_size=0", "from 1 to 256"), ("model.depth=-1", "from 1 to 1,024"),
+    ("model.width=100000", "from 1 to 16,384"), ("model.mlp_ratio=0", r"\(0, 64\]"),
     ("model.backbone=vit", "one of dit, unet"), ("model.unet_channels=8,x", "comma-separated"),
-    ("text.cond_drop=1.5", r"\[0, 1\]"), ("data.image_size=0", ">= 1"), ("data.channels=2", "one of 1, 3"),
+    ("text.cond_drop=1.5", r"\[0, 1\]"), ("data.image_size=0", "from 1 to 4,096"), ("data.image_size=100000", "from 1 to 4,096"), ("data.channels=2", "one of 1, 3"),
     ("data.dataset=imagenet", "fashion-mnist"), ("data.recolour=true", "only for data.dataset=emoji"),
     ("vae.kl_weight=-1", ">= 0"),
     ("objective.kind=edm", "one of eps"), ("objective.s_max=0.001", "s_min"),
@@ -78,3 +80,13 @@ def test_checkpoint_config_goes_through_the_same_typed_parse():
     with pytest.raises(ConfigError, match="not JSON"):
         Config.from_json("{garbage")
     assert Config.from_dict({"train": {"lr": 1}}).train.lr == 1.0  # an int is a valid float
+
+
+def test_overrides_are_checked_once_after_all_apply():
+    emoji = get_preset("emoji")
+    for order in (["data.dataset=folder", "data.recolour=false"], ["data.recolour=false", "data.dataset=folder"]):
+        cfg = emoji.override(order)
+        assert (cfg.data.dataset, cfg.data.recolour) == ("folder", False)
+    with pytest.raises(ConfigError, match="data.recolour=True is not allowed"):
+        emoji.override(["data.dataset=folder"])  # the rule still holds of the result
+    assert emoji.override(["train.lr=1", "train.lr=2"]).train.lr == 2.0  # the last one wins

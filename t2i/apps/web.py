@@ -28,6 +28,7 @@ from PIL import Image
 from ..checkpoint import SHIPPED, shipped_models
 from ..flow.samplers import SAMPLERS
 from ..pipeline import Pipeline
+from ..text.prompts import clean_prompt
 from ..utils.images import make_grid
 from .explain import Explainer
 
@@ -64,10 +65,7 @@ class Request:
 
 def validate(prompt, steps, cfg, seed, sampler, images, every, limits: Limits = Limits()) -> Request:
     """The request, or a ValueError whose message tells the user what to change."""
-    prompt = (prompt or "").strip()
-    if len(prompt) > limits.max_prompt_chars:
-        raise ValueError(f"The prompt is {len(prompt)} characters long; the limit is "
-                         f"{limits.max_prompt_chars}.")
+    prompt = clean_prompt(prompt or "", limit=limits.max_prompt_chars)
 
     def integer(value, name, low, high):
         try:

@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from ..data import DataError
 from ..training.loop import Diverged, Interrupted
@@ -51,6 +54,28 @@ def with_eval_default(argv: list[str]) -> list[str]:
     return argv[:i] + ["report"] + argv[i:]
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a training loop (which saves first): unwinds the command so that what it
+    was writing (a cache, samples, a report) is removed, not left half-written."""
+
+
+@contextlib.contextmanager
+def terminate_by_unwinding():
+    """While a command runs, SIGTERM raises `Terminated` (Python's default would end the process
+    on the spot, leaving temporary folders behind); a training loop installs its own handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = make_parser()
@@ -65,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.fn(args)
+        with terminate_by_unwinding():
+            return args.fn(args)
+    except Terminated:
+        print(f"t2i {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except Interrupted as e:  # a training command stopped by a signal, its checkpoint written
         if e.checkpoint is not None:  # rank 0, which wrote it, says where
             print(interrupted_message(args.command, args.argv, e), file=sys.stderr)

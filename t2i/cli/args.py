@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..flow.samplers import SAMPLERS
 from ..presets import PRESETS, get_preset
+from ..text.prompts import clean_prompt
 
 PRESET_HELP = "; ".join(f"{name}: {fn.__doc__.strip().splitlines()[0]}" for name, fn in PRESETS.items())
 
@@ -85,14 +86,27 @@ def run_dir(args, cfg) -> Path:
 
 
 def build_config(args):
-    cfg = get_preset(args.preset).override(args.overrides)
+    """The preset with the command line's overrides and options, all applied at once: the
+    config's rules are checked after the last of them (their order never matters)."""
+    return get_preset(args.preset).override(args.overrides + command_line_fields(args))
+
+
+def command_line_fields(args) -> list[str]:
+    """The options that stand for config fields (--data-dir, --max-minutes, --init) as
+    `section.field=value` overrides."""
+    extra = []
     if getattr(args, "data_dir", None):
-        cfg = cfg.override([f"data.data_dir={args.data_dir}"])
+        extra.append(f"data.data_dir={args.data_dir}")
     if getattr(args, "max_minutes", None) is not None:
-        cfg = cfg.override([f"train.max_minutes={args.max_minutes}"])
+        extra.append(f"train.max_minutes={args.max_minutes}")
     if getattr(args, "init", None):
-        cfg = cfg.override([f"train.init={args.init}"])
-    return cfg
+        extra.append(f"train.init={args.init}")
+    return extra
+
+
+def explicit_fields(args) -> set[str]:
+    """The `section.field` names the command line sets: what a resumed run must not contradict."""
+    return {item.partition("=")[0].strip() for item in args.overrides + command_line_fields(args)}
 
 
 def read_prompts(args) -> list[str]:
@@ -103,7 +117,7 @@ def read_prompts(args) -> list[str]:
         if not from_file:
             raise ValueError(f"--prompts-file {args.prompts_file} holds no prompt")
         prompts += from_file
-    return prompts
+    return [clean_prompt(p) for p in prompts]
 
 
 def positive_int(text: str) -> int:

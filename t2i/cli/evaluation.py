@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import evaluation
 from ..training.bench import benchmark, find_batch
+from ..training.profile import format_profile, profile_training
 from .args import add_data_dir, add_preset_arguments, add_sampling_arguments, build_config, sampling_kwargs
 
 EVAL_COMMANDS = ("report", "sweep", "table", "readme", "train-classifier")
@@ -131,10 +132,18 @@ def add_bench(sub) -> None:
                    help="--find-batch: the peak memory allowed (default: the peak so far plus "
                         "90%% of the free GPU memory or available RAM)")
     b.add_argument("--max-batch", type=int, default=1024, help="--find-batch: the largest batch tried")
+    b.add_argument("--profile", action="store_true",
+                   help="instead: where a training step's time goes (data, forward, backward, "
+                        "optimizer, EMA, other) and the operators that cost most (torch.profiler)")
+    b.add_argument("--trace", metavar="FILE", help="--profile: also write a Chrome trace there")
     b.set_defaults(fn=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    if args.profile:
+        print(format_profile(profile_training(build_config(args), steps=args.train_steps,
+                                              trace=Path(args.trace) if args.trace else None)))
+        return 0
     if args.find_batch:
         found = find_batch(build_config(args), args.memory_budget, args.max_batch)
         print(f"{'batch':>6} {'img/s':>8} {'peak MiB':>9}")

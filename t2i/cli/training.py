@@ -41,6 +41,8 @@ from .args import (
     add_preset_arguments,
     add_run_arguments,
     build_config,
+    command_line_fields,
+    explicit_fields,
     positive_int,
     run_dir,
     without_option,
@@ -72,7 +74,8 @@ def cmd_train(args) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc, args.argv)
     cfg = build_config(args)
-    trainer = Trainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet)
+    trainer = Trainer(cfg, run_dir(args, cfg), resume=args.resume, progress=not args.quiet,
+                      explicit=explicit_fields(args))
     try:
         final = trainer.train()
     finally:
@@ -167,9 +170,7 @@ def cmd_vae_train(args) -> int:
 
 
 def cmd_vae_figures(args) -> int:
-    cfg = Config().override([f"vae.name={args.vae}"] + args.overrides)
-    if args.data_dir:
-        cfg = cfg.override([f"data.data_dir={args.data_dir}"])
+    cfg = Config().override([f"vae.name={args.vae}"] + args.overrides + command_line_fields(args))
     data = load_dataset(cfg.data, unseen_split(cfg.data))
     codec = load_codec(cfg)
     info_file = Path(args.vae) / INFO_FILE

@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import stat
 from collections import Counter
@@ -36,7 +37,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..utils.fsutil import atomic_directory, cache_root
+from ..utils.fsutil import Lock, atomic_directory, cache_root
 from .base import DataError, ImageDataset
 from .coco import coco_rows
 from .filenames import filename_rows
@@ -345,18 +346,35 @@ def open_image_cache(cfg, rebuild: bool = False, progress: bool = True,
     expected = {"format": CACHE_FORMAT, "data": dataclasses.asdict(cfg) | dict.fromkeys(NOT_CACHED),
                 **fingerprint}
     path = image_cache_path(cfg)
-    manifest_file = path / "manifest.json"
-    found = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
-    if rebuild or found is None or any(found.get(k) != v for k, v in expected.items()):
-        if found is not None:
-            log.info("image cache %s is out of date; rebuilding", path)
-        found = build_image_cache(path, records, count, cfg.image_size, cfg.channels, expected,
-                                  progress, rejected)
+    # Two processes preparing one cache: the second waits, then finds it current.
+    with Lock(path.parent, f".{path.name}.lock", wait=True, what="the image cache"):
+        found, problem = _check_image_cache(path, expected)
+        if rebuild or problem:
+            if found is not None:
+                log.info("image cache %s: %s; rebuilding", path, problem or "rebuild asked")
+            found = build_image_cache(path, records, count, cfg.image_size, cfg.channels, expected,
+                                      progress, rejected)
     images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r",
                        shape=(found["count"], *found["shape"]))
     captions = json.loads((path / "captions.json").read_text())
     return CaptionedDataset(images, np.full(len(captions), -1, dtype=np.int64), None, captions,
                             skipped=found.get("skipped", {}))
+
+
+def _check_image_cache(path: Path, expected: dict) -> tuple[Optional[dict], str]:
+    """The cache's manifest (None if it has none that reads) and what is wrong with the cache
+    ("" if nothing): settings or source changed, or files cut short or missing."""
+    try:
+        found = json.loads((path / "manifest.json").read_text())
+        size = found["count"] * math.prod(found["shape"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "no readable manifest"
+    if any(found.get(k) != v for k, v in expected.items()):
+        return found, "out of date"
+    images = path / "images.u8"
+    if not images.is_file() or images.stat().st_size != size or not (path / "captions.json").is_file():
+        return found, "files missing or cut short"
+    return found, ""
 
 
 class CaptionedDataset(ImageDataset):

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..utils.fsutil import atomic_directory, cache_dir
+from ..utils.fsutil import Lock, atomic_directory, cache_dir
 from .base import DataError, ImageDataset
 from .registry import load_dataset
 
@@ -101,6 +101,42 @@ def build_latent_cache(path: Path, manifest: dict, codec, data: ImageDataset, ba
     return path
 
 
+def _stale(path: Path, expected: dict, rebuild: bool, preset: str) -> bool:
+    """Whether the cache at `path` must be built: missing, cut short, or (if `rebuild`, else an
+    error saying why) made for other settings."""
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file():
+        if path.exists() and any(path.iterdir()):
+            raise DataError(f"{path} exists but is not a latent cache (no manifest.json); "
+                            "delete it or set data.cache_dir elsewhere")
+        return True
+    try:
+        diffs = _differences(json.loads(manifest_file.read_text()), expected)
+    except ValueError:
+        diffs = ["manifest.json: not JSON"]
+    if diffs and not rebuild:
+        raise DataError(f"latent cache {path} does not match this run (" + "; ".join(diffs) +
+                        f"); rebuild it with `t2i prepare --preset {preset}` (or delete the folder)")
+    if not diffs and not _complete(path, expected):
+        diffs = ["its arrays are cut short or missing"]
+    if diffs:
+        log.info("latent cache %s is stale (%s); rebuilding", path, "; ".join(diffs))
+    return bool(diffs)
+
+
+def _complete(path: Path, expected: dict) -> bool:
+    """Whether latents.npy and labels.npy hold the arrays the manifest promises (their headers
+    read, their files as long as the headers say)."""
+    for name, shape in (("latents.npy", expected["latent_shape"]), ("labels.npy", [])):
+        try:
+            array = np.load(path / name, mmap_mode="r")
+        except (OSError, ValueError):
+            return False
+        if len(array) != expected["count"] or list(array.shape[1:]) != list(shape):
+            return False
+    return True
+
+
 def open_latent_cache(config, codec, data: Optional[ImageDataset] = None, rebuild: bool = False,
                       force: bool = False, progress: bool = True) -> LatentDataset:
     """The latent dataset of `config`, memory-mapped. A missing cache is built; a cache that
@@ -109,25 +145,13 @@ def open_latent_cache(config, codec, data: Optional[ImageDataset] = None, rebuil
     data = data if data is not None else load_dataset(config.data, "train", progress)
     path = latent_cache_path(config)
     expected = cache_manifest(config, codec, data)
-    manifest_file = path / "manifest.json"
-    stale = True
-    if manifest_file.is_file():
-        diffs = _differences(json.loads(manifest_file.read_text()), expected)
-        if diffs and not rebuild:
-            raise DataError(f"latent cache {path} does not match this run (" + "; ".join(diffs) +
-                            f"); rebuild it with `t2i prepare --preset {config.preset}` "
-                            "(or delete the folder)")
-        if diffs:
-            log.info("latent cache %s is stale (%s); rebuilding", path, "; ".join(diffs))
-        stale = bool(diffs) or force
-    elif path.exists() and any(path.iterdir()):
-        raise DataError(f"{path} exists but is not a latent cache (no manifest.json); "
-                        "delete it or set data.cache_dir elsewhere")
-    if stale:
-        log.info("encoding %d images into the latent cache %s", len(data), path)
-        start = time.perf_counter()
-        build_latent_cache(path, expected, codec, data, progress=progress)
-        log.info("latent cache built in %.1f s", time.perf_counter() - start)
+    # Two processes preparing one cache: the second waits, then finds it current.
+    with Lock(path.parent, f".{path.name}.lock", wait=True, what="the latent cache"):
+        if _stale(path, expected, rebuild, config.preset) or force:
+            log.info("encoding %d images into the latent cache %s", len(data), path)
+            start = time.perf_counter()
+            build_latent_cache(path, expected, codec, data, progress=progress)
+            log.info("latent cache built in %.1f s", time.perf_counter() - start)
     return LatentDataset(np.load(path / "latents.npy", mmap_mode="r"),
                          np.load(path / "labels.npy", mmap_mode="r"), data.classes, data.captions,
                          data.template_share)

@@ -32,15 +32,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, dim)
 
 
+def sincos_1d(dim: int, n: int) -> torch.Tensor:
+    """Fixed sin-cos embedding of positions 0..n-1 (Transformer), float64 (n, dim)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    out = torch.arange(n, dtype=torch.float64)[:, None] * omega[None]
+    return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
+
+
 def sincos_2d(dim: int, h: int, w: int) -> torch.Tensor:
     """Fixed 2D sin-cos position embedding (MAE/DiT): half the channels encode the row, half the
     column."""
-    def one_axis(d, n):
-        omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2))
-        out = torch.arange(n, dtype=torch.float64)[:, None] * omega[None]
-        return torch.cat([torch.sin(out), torch.cos(out)], dim=1)  # (n, d)
-    rows = one_axis(dim // 2, h)[:, None, :].expand(h, w, dim // 2)
-    cols = one_axis(dim // 2, w)[None, :, :].expand(h, w, dim // 2)
+    rows = sincos_1d(dim // 2, h)[:, None, :].expand(h, w, dim // 2)
+    cols = sincos_1d(dim // 2, w)[None, :, :].expand(h, w, dim // 2)
     return torch.cat([rows, cols], dim=-1).reshape(h * w, dim).float()  # (N, D)
 
 
@@ -204,7 +207,9 @@ class DiT(nn.Module):
         self.t_embed = MLP(self.t_freq, D, D, nn.SiLU())
         self.h_embed = MLP(self.t_freq, D, D, nn.SiLU()) if two_times else None
         self.text_proj = nn.Linear(text_dim, D)
-        self.text_pool = Modulation(D, 1)  # the pooled text, projected into the conditioning
+        self.text_positions = cfg.text_positions
+        # The pooled text, projected into the conditioning (model.pooled_text).
+        self.text_pool = Modulation(D, 1) if cfg.pooled_text else None
         if cfg.attention not in ("softmax", "linear"):
             raise ValueError(f"unknown attention {cfg.attention!r}; one of ['linear', 'softmax']")
         self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear")
@@ -264,9 +269,13 @@ class DiT(nn.Module):
                 mask: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
         h = self.patch(self.patchify(x)) + self.pos  # (B, N, D)
         context = self.text_proj(tokens)  # (B, L, D)
-        weights = mask.to(context.dtype)[..., None]  # (B, L, 1)
-        pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D)
-        c = self.t_embed(timestep_embedding(t, self.t_freq).to(h.dtype)) + self.text_pool(pooled)
+        if self.text_positions:  # each token's place in the prompt, explicitly
+            context = context + sincos_1d(context.shape[-1], context.shape[1]).to(context)[None]
+        c = self.t_embed(timestep_embedding(t, self.t_freq).to(h.dtype))
+        if self.text_pool is not None:
+            weights = mask.to(context.dtype)[..., None]  # (B, L, 1)
+            pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D)
+            c = c + self.text_pool(pooled)
         if self.h_embed is not None:
             c = c + self.h_embed(timestep_embedding(interval(t, s), self.t_freq).to(h.dtype))
         elif s is not None:

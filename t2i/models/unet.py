@@ -23,8 +23,9 @@ class UNet(nn.Module):
             from diffusers import UNet2DConditionModel
         except ImportError:
             raise ImportError("model.backbone=unet needs diffusers: pip install 't2i[vae]'") from None
-        if cfg.text_stream:
-            raise ValueError("model.text_stream is a DiT option; the U-Net attends to the projected tokens")
+        if cfg.text_stream or not cfg.pooled_text or cfg.text_positions:
+            raise ValueError("model.text_stream, model.pooled_text=false and model.text_positions "
+                             "are DiT options; the U-Net attends to the projected tokens")
 
         C, H, W = image_shape
         widths = tuple(int(c) for c in cfg.unet_channels.split(","))

@@ -11,12 +11,17 @@ tokens cost, not its size times the longest caption.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from ..utils.fsutil import no_space
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +79,33 @@ class CaptionTable:
         return self.tokens[flat] * mask[..., None], mask
 
     def save(self, path: Path, metadata: dict[str, str]) -> None:
-        """Written to a temporary name and renamed, so a reader never sees half a table."""
+        """Written to a temporary file of its own and renamed, so a reader never sees half a
+        table and two processes writing the same table never mix their bytes."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        save_file({"tokens": self.tokens.contiguous(), "lengths": self.lengths}, str(tmp),
-                  metadata=metadata)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            save_file({"tokens": self.tokens.contiguous(), "lengths": self.lengths}, tmp,
+                      metadata=metadata)
+            os.replace(tmp, path)
+        except OSError as e:
+            Path(tmp).unlink(missing_ok=True)
+            raise no_space(e, f"the text embeddings {path}") from None
+
+    @classmethod
+    def cached(cls, path: Optional[Path], captions: list[str], build: Callable[[], "CaptionTable"],
+               metadata: dict[str, str]) -> tuple["CaptionTable", bool]:
+        """(the table saved at `path` if one reads and fits `captions`, else `build()` saved
+        there; whether it came from the file). A damaged or cut-short file is rebuilt."""
+        if path is not None and path.is_file():
+            try:
+                return cls.load(path, captions), True
+            except (SafetensorError, ValueError, KeyError, OSError) as e:
+                log.warning("text embeddings %s cannot be used (%s); encoding again", path, e)
+        table = build()
+        if path is not None:
+            table.save(path, metadata)
+        return table, False
 
     @classmethod
     def load(cls, path: Path, captions: list[str]) -> "CaptionTable":

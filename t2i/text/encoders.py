@@ -311,16 +311,11 @@ class PretrainedTextEncoder(TextEncoder):
         if cache is not None:
             key = json.dumps([TABLE_FORMAT, self.fingerprint(), captions])
             path = Path(cache) / f"text-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
-        hit = path is not None and path.is_file()
-        if hit:
-            table = CaptionTable.load(path, captions)
-        else:
-            chunks = range(0, len(captions), self.batch)
-            table = CaptionTable.pack(captions, (self._encode(captions[i:i + self.batch]) for i in
-                                                 tqdm(chunks, desc="encoding captions", unit="batch",
-                                                      disable=not progress or len(chunks) < 4)))
-            if path is not None:
-                table.save(path, {"encoder": self.name, "captions": json.dumps(captions)})
+        chunks = range(0, len(captions), self.batch)
+        table, hit = CaptionTable.cached(path, captions, lambda: CaptionTable.pack(captions, (
+            self._encode(captions[i:i + self.batch]) for i in tqdm(
+                chunks, desc="encoding captions", unit="batch", disable=not progress or len(chunks) < 4))),
+            {"encoder": self.name, "captions": json.dumps(captions)})
         self._table = table
         info = {"captions": len(captions), "seconds": time.perf_counter() - start,
                 "bytes": table.nbytes, "tokens": len(table.tokens), "cached": hit}

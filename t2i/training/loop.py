@@ -10,8 +10,11 @@ and supplies `train_step()` (one optimizer step, returning scalar metrics), `wei
 Nothing is lost or silent: a step whose loss or gradient is not finite is skipped (the weights
 stay as they were) and `train.max_bad_steps` of them in a row stop the run with `Diverged`; a
 checkpoint is never written with non-finite weights. SIGINT or SIGTERM lets the current step
-finish, writes a checkpoint and raises `Interrupted` (a second signal aborts at once); under
-torchrun every rank stops at the same step. Saves killed half-way are cleared at the next start.
+finish (samples, evaluations and a teacher's paths under way stop at once), writes a checkpoint
+and raises `Interrupted` (a second signal aborts at once); under torchrun every rank stops at
+the same step. Saves killed half-way are cleared at the next start.
+One run writes a run directory at a time (`utils.fsutil.Lock`); a full disk while saving is one
+clear error, the last good checkpoint untouched.
 
 Resume continues the same run: the data order (an epoch permutation and a cursor), the global
 torch RNG and the optimizer state are checkpointed with the weights, so an interrupted fp32 run
@@ -21,12 +24,10 @@ training time: neither the budget nor img/s counts it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -42,9 +43,10 @@ from ..checkpoint import (
     save_checkpoint,
 )
 from ..data import EpochSampler
-from ..utils.fsutil import cache_dir
+from ..utils.fsutil import Lock, cache_dir, no_space
 from ..utils.runtime import choose_precision, resolve_precision
 from .progress import BudgetBar, Tracker
+from .signals import Stopping, StopNow
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ def resume_checkpoint(out_dir: Path, resume: Optional[str]) -> Optional[Path]:
     return resolve_checkpoint(out_dir if resume == "latest" else resume)
 
 
-class TrainingLoop:
+class TrainingLoop(Stopping):
     """The loop every trainer runs (see the module doc). A subclass sets `config`, `out_dir`,
     `progress`, `device`, `rank`, `world` and `is_main` before calling `init_loop`, which
     decides `dtype` (autocast, None = fp32)."""
@@ -127,8 +129,8 @@ class TrainingLoop:
         self.signum = 0  # the signal that asked training to stop, if any
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise NotADirectoryError(f"{self.out_dir} exists and is not a folder: choose another --out")
-        if self.is_main:
-            remove_stale_parts(self.out_dir)
+        if self.is_main:  # refuse now, before the set-up, if another run writes there
+            Lock(self.out_dir, what="run directory").release()
 
     # ------------------------------------------------------------------ subclass interface
 
@@ -148,8 +150,13 @@ class TrainingLoop:
     def load_weights(self, ckpt: Path) -> None:
         raise NotImplementedError
 
+    def before_run(self) -> None:
+        """Before the first step of this process's run: work that may take long (a teacher's
+        paths), interruptible in one process."""
+
     def periodic(self, tracker: Tracker) -> None:
-        """After each step on rank 0: samples, evaluations (checkpoints are the loop's)."""
+        """After each step on rank 0: samples, evaluations (checkpoints are the loop's).
+        Interruptible: a signal stops it at once."""
 
     def finish(self, tracker: Tracker, checkpoint: Path):
         """After the last step on rank 0, with the final checkpoint; returns what `train` does."""
@@ -242,8 +249,12 @@ class TrainingLoop:
                            f"saved, the last good checkpoint is {self.last_checkpoint or 'none'}. "
                            "Lower train.lr, or raise train.warmup_steps or train.grad_clip")
         state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
-        path = save_checkpoint(self.out_dir, self.step, self.config, model, ema, tensors, state,
-                               self.config.train.keep_last, self.config.train.keep_every)
+        try:
+            path = save_checkpoint(self.out_dir, self.step, self.config, model, ema, tensors, state,
+                                   self.config.train.keep_last, self.config.train.keep_every)
+        except OSError as e:
+            raise no_space(e, f"the checkpoint of step {self.step} in {self.out_dir}",
+                           f"; the last good checkpoint is {self.last_checkpoint or 'none'}") from None
         self.saved_step, self.last_checkpoint = self.step, path
         log.info("checkpoint: %s", path)
         return path
@@ -268,27 +279,6 @@ class TrainingLoop:
             t /= self.world
         return t.item()
 
-    @contextlib.contextmanager
-    def stop_on_signals(self):
-        """SIGINT and SIGTERM set `signum` (the loop stops after the step); a second one aborts
-        at once. Outside the main thread signals cannot be caught, and are left alone."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if self.signum:  # the second: abort now
-                raise KeyboardInterrupt
-            self.signum = signum
-            log.warning("%s: stopping after this step (again to abort at once)",
-                        signal.Signals(signum).name)
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
     # ------------------------------------------------------------------ the loop
 
     def train(self):
@@ -296,22 +286,28 @@ class TrainingLoop:
         rank 0, write the final checkpoint and return what `finish` makes of it (None on the
         other ranks, which write nothing). Raises `Interrupted` after a signal (with the
         checkpoint written) and `Diverged` (with nothing written)."""
-        tracker = None
+        tracker = lock = None
         if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            lock = Lock(self.out_dir, what="run directory")  # one writer per run directory
+            remove_stale_parts(self.out_dir)
             tracker = Tracker(self.out_dir, self.config, self.step)
         try:
             with self.stop_on_signals():
                 self.run(tracker)
-            final = None
-            if self.is_main:
-                final = self.save() if self.saved_step != self.step else self.last_checkpoint
-            if self.signum:
-                raise Interrupted(self.signum, self.step, final)
-            return self.finish(tracker, final) if self.is_main else None
+                final = None
+                if self.is_main:
+                    final = self.save() if self.saved_step != self.step else self.last_checkpoint
+                if self.signum:
+                    raise Interrupted(self.signum, self.step, final)
+                try:
+                    with self.interruptible():
+                        return self.finish(tracker, final) if self.is_main else None
+                except StopNow:
+                    raise Interrupted(self.signum, self.step, final) from None
         finally:
             if tracker is not None:
                 tracker.close()
+                lock.release()
 
     def run(self, tracker: Optional[Tracker]) -> None:
         tc = self.config.train
@@ -321,8 +317,13 @@ class TrainingLoop:
         # Logged img/s and the `averaged` metrics cover the steps since the last log line,
         # counting training time only.
         window_seconds, window_steps, sums = 0.0, 0, dict.fromkeys(self.averaged, 0.0)
-        last = time.perf_counter()
         try:
+            try:
+                with self.interruptible(alone=True):
+                    self.before_run()
+            except StopNow:
+                return
+            last = time.perf_counter()
             while schedule_progress(tc, self.step, self.elapsed) < 1.0:  # steps or minutes
                 metrics = self.train_step()
                 now = time.perf_counter()
@@ -344,7 +345,11 @@ class TrainingLoop:
                     bar.set_postfix(**self.postfix(metrics))
                 bar.advance(self.elapsed)
                 if self.is_main:
-                    self.periodic(tracker)
+                    try:
+                        with self.interruptible():
+                            self.periodic(tracker)
+                    except StopNow:
+                        pass  # signum is set: every rank stops at this step, below
                     if tc.ckpt_every and self.step % tc.ckpt_every == 0:
                         self.save()
                 # Any rank's signal stops every rank at this same step.

@@ -18,13 +18,14 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.profiler import record_function
 
-from ..checkpoint import load_config, load_into, resolve_checkpoint
+from ..checkpoint import held_parameters, load_config, load_into, resolve_checkpoint, resumed_config
 from ..codecs import load_codec
 from ..config import Config
 from ..data import ImageDataset, dataset_info, load_dataset, open_latent_cache
@@ -63,14 +64,15 @@ class Trainer(TrainingLoop):
     statistics: Optional[dict] = None  # monitor.py's, gathered on log steps only (train_step)
 
     def __init__(self, config: Config, out_dir: str | Path, resume: Optional[str] = None,
-                 data: Optional[ImageDataset] = None, progress: bool = True):
+                 data: Optional[ImageDataset] = None, progress: bool = True,
+                 explicit: Collection[str] = ()):
         self.out_dir = Path(out_dir)
         self.progress = progress
-        ckpt = resume_checkpoint(self.out_dir, resume)
-        if ckpt is not None:
-            config = _resumed_config(config, ckpt)
         # A local VAE folder is recorded as an absolute path: the checkpoint samples from anywhere.
         config = config.override([f"vae.name={config.vae.resolved_name()}"])
+        ckpt = resume_checkpoint(self.out_dir, resume)
+        if ckpt is not None:
+            config = resumed_config(config, ckpt, explicit)
         self.config = config
         torch.manual_seed(config.train.seed)
         self.device = init_distributed(config.train.device)
@@ -78,7 +80,8 @@ class Trainer(TrainingLoop):
         self.is_main = self.rank == 0
         self.codec = load_codec(config, self.device)
         self.data = data if data is not None else self._build_data()
-        self.networks = build_networks(config, self.codec.latent_shape).to(self.device)
+        held = held_parameters(ckpt, "model") if ckpt is not None else None  # a resumed config must fit
+        self.networks = build_networks(config, self.codec.latent_shape, held).to(self.device)
         self.teacher = None  # a few-step run's frozen teacher (objective.distill), or None
         distills = config.objective.kind in FEW_STEP and config.objective.distill
         if config.train.init and (ckpt is None or distills):  # a resumed distillation keeps its teacher
@@ -230,10 +233,12 @@ class Trainer(TrainingLoop):
     def micro_batch(self, idx: torch.Tensor, u: torch.Tensor):
         """The examples `idx` in the backbone's space, on the device, and the frozen text inputs of
         one caption each (chosen by the uniform numbers `u`)."""
-        x, _ = self.data.batch(idx)
-        if not self.config.latent:  # pixel space: the codec may resize (latents come cached)
-            x = self.codec.encode(x)
-        text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
+        with record_function("t2i.data.images"):
+            x, _ = self.data.batch(idx)
+            if not self.config.latent:  # pixel space: the codec may resize (latents come cached)
+                x = self.codec.encode(x)
+        with record_function("t2i.data.text"):
+            text_inputs = move(self.networks["text"].tokenize(self.data.captions_of(idx, u)), self.device)
         return x.to(self.device), text_inputs
 
     def train_step(self) -> dict:
@@ -243,33 +248,46 @@ class Trainer(TrainingLoop):
         total = 0.0
         global_batch = tc.batch_size * self.world
         part = slice(self.rank * tc.batch_size, (self.rank + 1) * tc.batch_size)
-        for micro in range(tc.grad_accum):
-            idx, u = self.order.next(global_batch), torch.rand(global_batch)
-            draw = self._trajectory_rows(idx, u)
-            x, text_inputs = self.micro_batch(idx[part], u[part])
+        for micro in range(tc.grad_accum):  # phases named for `t2i bench --profile`
+            with record_function("t2i.data"):
+                idx, u = self.order.next(global_batch), torch.rand(global_batch)
+                draw = self._trajectory_rows(idx, u)
+                x, text_inputs = self.micro_batch(idx[part], u[part])
             # With DDP, gradients are all-reduced once, on the last micro-batch.
             sync = micro == tc.grad_accum - 1 or self.world == 1
             with contextlib.nullcontext() if sync else self.model.no_sync():
-                loss = self.loss_on(x, text_inputs, global_batch, part, draw)
-                self.backward(loss)
+                with record_function("t2i.forward"):
+                    loss = self.loss_on(x, text_inputs, global_batch, part, draw)
+                with record_function("t2i.backward"):
+                    self.backward(loss)
             total += loss.item() / tc.grad_accum
-        metrics = {"loss": total, **self.optimizer_step(total), **(self.statistics or {})}
-        # EMA warm-up (as in timm/diffusers): early weights are forgotten fast.
-        ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
+        with record_function("t2i.optimizer"):
+            metrics = {"loss": total, **self.optimizer_step(total), **(self.statistics or {})}
+        with record_function("t2i.ema"):  # warm-up (timm/diffusers): early weights forgotten fast
+            ema_update(self.ema, self.networks, min(tc.ema_decay, (1 + self.step) / (10 + self.step)))
         return metrics
 
-    def _trajectory_rows(self, idx: torch.Tensor, u: torch.Tensor):
-        """With objective.trajectories, the steps along teacher paths that the last rows of this
-        global batch train on (their examples and captions written into idx, u), else None."""
-        oc = self.config.objective
-        if not oc.trajectories:
-            return None
+    def teacher_paths(self) -> Trajectories:
+        """The teacher's paths (objective.trajectories), built on first use from their own seed:
+        built before the first step or during it, the run is the same."""
         if self.trajectories is None:
+            oc = self.config.objective
             self.trajectories = Trajectories.build(
                 self.teacher, self.data, oc.trajectories, self.objective.step_grid, oc.guidance,
                 (oc.guidance_start, oc.guidance_end), oc.trajectory_share,
                 self.config.train.seed + 1, self.progress and self.is_main)
-        draw = self.trajectories.draw(len(idx))
+        return self.trajectories
+
+    def before_run(self) -> None:
+        if self.config.objective.trajectories:  # minutes of teacher sampling: interruptible
+            self.teacher_paths()
+
+    def _trajectory_rows(self, idx: torch.Tensor, u: torch.Tensor):
+        """With objective.trajectories, the steps along teacher paths that the last rows of this
+        global batch train on (their examples and captions written into idx, u), else None."""
+        if not self.config.objective.trajectories:
+            return None
+        draw = self.teacher_paths().draw(len(idx))
         if draw is not None:
             idx[-len(draw[0]):], u[-len(draw[0]):] = self.trajectories.idx[draw[0]], self.trajectories.u[draw[0]]
         return draw
@@ -362,20 +380,3 @@ class Trainer(TrainingLoop):
         if self.config.train.eval_every and self.step % self.config.train.eval_every:
             self.evaluation(tracker)  # the quality curve ends where training did
         return checkpoint
-
-
-def _resumed_config(config: Config, ckpt: Path) -> Config:
-    """What a resumed run trains: the checkpoint's model, text, data and VAE (they shape the
-    weights and the data), with this run's objective, training and sampling settings — and the
-    checkpoint's train.init where this run names none (a distillation's teacher)."""
-    saved = load_config(ckpt)
-    if saved.train.init and not config.train.init:
-        log.info("resuming %s: train.init=%s (its teacher) from the checkpoint", ckpt, saved.train.init)
-        config = config.override([f"train.init={saved.train.init}"])
-    if (saved.model, saved.text, saved.data, saved.vae) != (config.model, config.text,
-                                                              config.data, config.vae):
-        log.warning("resuming %s: model/text/data/vae come from the checkpoint's config", ckpt)
-        config = Config(preset=config.preset, model=saved.model, text=saved.text,
-                        data=saved.data, vae=saved.vae, objective=config.objective,
-                        train=config.train, sample=config.sample)
-    return config

@@ -201,6 +201,27 @@ def test_load_twenty_concurrent_requests(app_url):
     assert report["rss_mb_after"] - report["rss_mb_before"] < 500
 
 
+def test_more_clients_than_the_queue_holds_get_busy_and_the_server_stays_up(pipe):
+    """A queue of 2 behind one generation, 12 clients at once: each gets its image or Gradio's
+    "Queue is full" answer, none hangs, and the server still serves afterwards."""
+    pytest.importorskip("gradio")
+    from gradio_client import Client
+
+    from t2i.apps.web import build_app, load_test
+
+    port = free_port()
+    app = build_app(Demo(pipe, Limits(queue_size=2)))
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        report = load_test(url, requests=12, prompt="a bag", steps=8, every=4, timeout=120)
+        assert report["completed"] >= 1 and report["completed"] + len(report["errors"]) == 12
+        assert report["errors"] and all("Queue is full" in e for e in report["errors"]), report["errors"]
+        assert Client(url, verbose=False).predict("a bag", 2, 3.0, 0, "euler", 1, 1, api_name="/generate")
+    finally:
+        app.close()
+
+
 def test_server_side_validation_reaches_the_client(app_url):
     """Out-of-range inputs sent straight to the API (no browser widget to stop them) come back
     as messages: Gradio's own range check, then ours."""
@@ -214,6 +235,8 @@ def test_server_side_validation_reaches_the_client(app_url):
         client.predict("a flying saucer", 4, 3.0, 0, "euler", 1, 1, api_name="/generate")
     with pytest.raises(AppError, match="the limit is 300"):
         client.predict("a bag " * 60, 4, 3.0, 0, "euler", 1, 1, api_name="/generate")
+    # Control and bidi characters are taken out, not passed to the model or the log.
+    assert client.predict("a\u202e bag\x00", 2, 3.0, 0, "euler", 1, 1, api_name="/generate")
 
 
 def test_the_demo_grounds_prompts_as_told_and_says_so(text_pipe, word_bert):

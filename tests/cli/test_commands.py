@@ -282,3 +282,42 @@ def test_a_debug_sized_shapes_run_trains_samples_and_is_judged(tmp_path, tiny_te
     data = json.loads(report.read_text())
     assert data["protocol"]["prompts"] == "phrasings" and data["headline"][0] == "overall"
     assert set(data["per_prompt"]) >= {"a crimson circle", "a pair of circles"}
+
+
+def test_prompts_with_control_characters_are_cleaned_and_overlong_ones_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=1"]) == 0
+    out = tmp_path / "samples"
+    assert main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a\u202e bag\x1b",
+                 "--steps", "1", "--out", str(out)]) == 0
+    assert (out / "000_000.png").is_file()
+    assert main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a bag " * 500,
+                 "--steps", "1", "--out", str(out)]) == 2
+    assert "error: a prompt is 3,000 characters long; the limit is 1,000" in capsys.readouterr().err
+
+
+def test_overrides_apply_in_any_order_on_the_command_line(tmp_path, capsys):
+    """The emoji preset turned to a folder: data.recolour=false may come before or after."""
+    for order in (["data.recolour=false", "data.dataset=folder"], ["data.dataset=folder", "data.recolour=false"]):
+        code = main(["-q", "data", "show", "--preset", "emoji", *order, "--data-dir", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "grid.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and "recolour" not in err and "none" in err  # past the config: no such folder
+
+
+def test_sigterm_stops_an_evaluation_at_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "t2i", "-q", "eval", "--checkpoint", "fmnist-text",
+                             "--n-per-class", "2000", "--json", str(tmp_path / "r.json")],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # loading, then generating
+    proc.send_signal(signal.SIGTERM)
+    sent = time.perf_counter()
+    _, err = proc.communicate(timeout=60)
+    assert time.perf_counter() - sent < 5 and proc.returncode == 143, err
+    assert "t2i eval: terminated (SIGTERM)" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()

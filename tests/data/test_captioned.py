@@ -208,3 +208,16 @@ def test_a_folder_without_captions_is_captioned_from_its_file_names(tmp_path):
     assert data.captions == [["blue bird", "blue bird (animals, birds)"], ["dog", "dog (animals)"],
                              ["red apple", "red apple (food)"], ["flag of chile", "flag of chile (shapes)"],
                              ["flag of peru", "flag of peru (shapes)"], ["star", "star (shapes)"]]
+
+
+@pytest.mark.parametrize("damage", ["cut", "manifest"])
+def test_a_damaged_image_cache_is_rebuilt(folder, tmp_path, damage):
+    cfg = folder_config(folder, tmp_path)
+    first = load_dataset(cfg).images.copy()
+    path = image_cache_path(cfg)
+    if damage == "cut":
+        with open(path / "images.u8", "r+b") as f:
+            f.truncate(100)
+    else:
+        (path / "manifest.json").write_text("{not json")
+    np.testing.assert_array_equal(load_dataset(cfg).images, first)  # rebuilt, not a traceback

@@ -59,4 +59,5 @@ def test_interrupted_prepare_leaves_no_cache(latent_config):
     with pytest.raises(KeyboardInterrupt):
         open_latent_cache(latent_config.override(["data.subset=1000"]), codec, progress=False)
     path = latent_cache_path(latent_config)
-    assert not path.exists() and not any(path.parent.iterdir())
+    # Only the (released) lock file of the cache is left beside it.
+    assert not path.exists() and [p.name for p in path.parent.iterdir()] == [f".{path.name}.lock"]

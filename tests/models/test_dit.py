@@ -114,6 +114,33 @@ def test_text_stream_starts_as_the_identity_then_refines_the_tokens(perturb):
     torch.testing.assert_close(stream(x, t, garbage, mask), out)
 
 
+def test_without_pooled_text_only_cross_attention_carries_the_text(perturb):
+    model = DiT(dataclasses.replace(CFG, pooled_text=False), (1, 28, 28), text_dim=8)
+    assert model.text_pool is None and not any(k.startswith("text_pool") for k in model.state_dict())
+    perturb(model)
+    x, t, mask = torch.randn(1, 1, 28, 28), torch.rand(1), torch.ones(1, 2, dtype=torch.bool)
+    tokens = torch.randn(1, 2, 8)
+    out = model(x, t, tokens, mask)
+    assert not torch.allclose(model(x, t, tokens + 1, mask), out)  # the text still matters ...
+    for block in model.blocks:  # ... through cross-attention alone: without it, not at all
+        block.cross.proj.weight.data.zero_()
+        block.cross.proj.bias.data.zero_()
+    torch.testing.assert_close(model(x, t, tokens + 1, mask), model(x, t, tokens, mask))
+
+
+def test_text_positions_tell_the_order_of_the_words(perturb):
+    """Plain cross-attention is blind to the order of the tokens (a set); with text positions,
+    "red circle blue square" and "blue square red circle" differ."""
+    x, t, mask = torch.randn(1, 1, 28, 28), torch.rand(1), torch.ones(1, 4, dtype=torch.bool)
+    words = torch.randn(1, 4, 8)
+    swapped = words[:, [2, 3, 0, 1]]
+    for positions in (False, True):
+        model = DiT(dataclasses.replace(CFG, text_positions=positions, pooled_text=False), (1, 28, 28), 8)
+        perturb(model)
+        same = torch.allclose(model(x, t, words, mask), model(x, t, swapped, mask), atol=1e-6)
+        assert same != positions
+
+
 def test_checkpoints_from_before_the_parts_had_names_still_load():
     """0.1.0 wrote nn.Sequential indices (`mlp.0`, `ada.1`); they load into the named parts."""
     import re

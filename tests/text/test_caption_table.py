@@ -47,6 +47,22 @@ def test_pack_refuses_a_count_mismatch_and_load_round_trips(tmp_path):
         CaptionTable.load(tmp_path / "t.safetensors", ["a", "b"])
 
 
+def test_a_cut_short_table_file_is_encoded_again(tmp_path):
+    path = tmp_path / "t.safetensors"
+    built = []
+
+    def build():
+        built.append(1)
+        return CaptionTable.pack(["a", "b"], [_encoded([1, 2])])
+    first, hit = CaptionTable.cached(path, ["a", "b"], build, {})
+    assert not hit and CaptionTable.cached(path, ["a", "b"], build, {})[1] and len(built) == 1
+    path.write_bytes(path.read_bytes()[:40])  # a copy cut short
+    again, hit = CaptionTable.cached(path, ["a", "b"], build, {})
+    assert not hit and len(built) == 2
+    torch.testing.assert_close(again.tokens, CaptionTable.load(path, ["a", "b"]).tokens)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.safetensors"]  # no temporary file left
+
+
 def test_table_limit(monkeypatch):
     monkeypatch.setattr(caption_table, "MAX_CAPTIONS", 3)
     assert within_table_limit(["a", "b", "c"])

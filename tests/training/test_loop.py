@@ -155,3 +155,53 @@ def test_kill_9_at_random_times_always_resumes_to_the_same_end(tmp_path):
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     for name in wb:
         torch.testing.assert_close(wa[name], wb[name], msg=name)
+
+
+def test_sigterm_during_the_in_training_evaluation_stops_it_at_once(tmp_path):
+    """Every step is followed by a long evaluation (500 images a class): SIGTERM must not wait
+    for it — Kubernetes and SLURM kill 30 s after SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "t2i", "train", "--preset", "debug", "--out", str(run),
+           "train.steps=100000", "train.ckpt_every=0", "train.device=cpu", "train.eval_every=1",
+           "train.eval_n_per_class=500", "train.sample_every=0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "tb").exists() and time.time() < deadline:  # training has started
+        time.sleep(0.2)
+    time.sleep(2.0)  # inside the first evaluation
+    proc.send_signal(signal.SIGTERM)
+    sent = time.perf_counter()
+    _, err = proc.communicate(timeout=120)
+    assert time.perf_counter() - sent < 10, err
+    assert proc.returncode == 143, err
+    assert "SIGTERM: stopping now, then saving the last finished step" in err
+    assert "interrupted by SIGTERM at step 1" in err and "Traceback" not in err
+    state = json.loads(next((run / "checkpoints").glob("step_*/state.json")).read_text())
+    assert state["step"] == 1
+
+
+def test_a_signal_stops_the_teacher_paths_before_the_first_step(tmp_path, debug_config, tiny_data, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from t2i.training.loop import Interrupted
+
+    trainer = Trainer(_with(debug_config, steps=5, ckpt_every=0), tmp_path, data=tiny_data, progress=False)
+    started = []
+
+    def long_work():  # stands in for minutes of teacher sampling
+        started.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(600):
+            time.sleep(0.05)
+    monkeypatch.setattr(trainer, "before_run", long_work)
+    with pytest.raises(Interrupted, match="SIGTERM at step 0") as e:
+        trainer.train()
+    assert time.perf_counter() - started[0] < 5
+    assert e.value.checkpoint.name == "step_0000000"

@@ -256,3 +256,49 @@ def test_a_flow_checkpoint_initialises_and_teaches_a_few_step_run(tmp_path, debu
     assert own.teacher is None  # fine-tuning on x - noise, guided by its own unconditional
     with pytest.raises(ValueError, match="differ"):
         Trainer(few.override(["model.depth=3"]), tmp_path / "bad", data=tiny_data, progress=False)
+
+
+def test_resume_refuses_a_model_field_the_command_line_contradicts(tmp_path, debug_config, tiny_data, caplog):
+    cfg = _with(debug_config, steps=2, ckpt_every=2, batch_size=8)
+    Trainer(cfg, tmp_path, data=tiny_data, progress=False).train()
+    wider = cfg.override(["model.width=64"])
+    with pytest.raises(ValueError, match=r"model.width=32 \(not 64\)"):
+        Trainer(wider, tmp_path, resume="latest", data=tiny_data, progress=False,
+                explicit={"model.width"})
+    # Not set on the command line (a preset's newer default): a warning naming both values.
+    with caplog.at_level("WARNING"):
+        resumed = Trainer(wider, tmp_path, resume="latest", data=tiny_data, progress=False,
+                          explicit={"train.lr"})
+    assert resumed.config.model.width == 32
+    assert "model.width=32 from the checkpoint (this run's config says 64)" in caplog.text
+
+
+def test_one_writer_per_run_directory(tmp_path, debug_config, tiny_data):
+    from t2i.utils.fsutil import InUse, Lock
+
+    with Lock(tmp_path, what="run directory"):  # another run holds it
+        with pytest.raises(InUse, match="is in use by process"):
+            Trainer(_with(debug_config, steps=1), tmp_path, data=tiny_data, progress=False)
+    Trainer(_with(debug_config, steps=1), tmp_path, data=tiny_data, progress=False).train()
+
+
+def test_a_full_disk_while_saving_keeps_the_last_good_checkpoint(tmp_path, debug_config, tiny_data, monkeypatch):
+    import errno
+
+    import t2i.checkpoint
+    from t2i.checkpoint import resolve_checkpoint
+
+    trainer = Trainer(_with(debug_config, steps=4, ckpt_every=2, batch_size=8), tmp_path, data=tiny_data,
+                      progress=False)
+    real = t2i.checkpoint.save_file
+
+    def filling(tensors, path):
+        if trainer.step == 4 and path.name == "ema.safetensors":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(tensors, path)
+    monkeypatch.setattr(t2i.checkpoint, "save_file", filling)
+    with pytest.raises(OSError, match="no space left on the device writing the checkpoint of step 4 .* "
+                                      "the last good checkpoint is .*step_0000002"):
+        trainer.train()
+    assert resolve_checkpoint(tmp_path).name == "step_0000002"  # loadable, and latest
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_0000002"]

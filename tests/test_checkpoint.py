@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from t2i.checkpoint import (
+    CheckpointError,
     flatten_optimizer,
     load_config,
     load_training_state,
@@ -196,3 +197,63 @@ def test_the_shipped_model_samples_in_a_fresh_offline_process_with_no_cache(tmp_
                                                       dtype=np.float32))[None] / 127.5 - 1 for k in range(6)])
     _, predicted = features_and_predictions(load_classifier()[0], images)
     assert (predicted == 8).sum() >= 5  # the classifier sees bags
+
+
+def _hostile(tmp_path, name, change):
+    """A copy of the shipped model with one file changed and its manifest rewritten to match
+    (as someone handing over a crafted checkpoint would)."""
+    import shutil
+
+    from t2i.checkpoint import SHIPPED, _write_manifest
+
+    folder = tmp_path / name
+    shutil.copytree(SHIPPED / "fmnist-text", folder)
+    change(folder)
+    (folder / "manifest.json").unlink()
+    _write_manifest(folder)
+    return folder
+
+
+def _config_with(**model):
+    def change(folder):
+        config = json.loads((folder / "config.json").read_text())
+        config["model"].update(model)
+        (folder / "config.json").write_text(json.dumps(config))
+    return change
+
+
+def _safetensors_header(header: dict):
+    def change(folder):
+        import struct
+        raw = json.dumps(header).encode()
+        (folder / "ema.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(16))
+    return change
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("header-length", lambda f: (f / "ema.safetensors").write_bytes((2**60).to_bytes(8, "little") + b"{}"),
+     "ema.safetensors is damaged .*header too large"),
+    ("header-shape", _safetensors_header({"w": {"dtype": "F32", "shape": [2**31, 2**31], "data_offsets": [0, 16]}}),
+     "ema.safetensors is damaged"),
+    ("header-offsets", _safetensors_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 2**62]}}),
+     "ema.safetensors is damaged"),
+    ("width-type", _config_with(width="wide"), "model.width='wide' is a str"),
+    ("width-absurd", _config_with(width=2**30), "model.width=1073741824 is not allowed"),
+    ("bigger-than-its-weights", _config_with(width=4096, depth=512, heads=0),
+     "describes a backbone of [0-9,]+ parameters, but its weights hold 2,635,441"),
+    ("huge-json", lambda f: (f / "config.json").write_text(" " * (17 << 20) + "{}"), "17,825,794 bytes"),
+    ("deep-json", lambda f: (f / "config.json").write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
+])
+def test_hostile_checkpoints_are_refused_quickly_without_a_large_allocation(tmp_path, name, change, message):
+    import resource
+    import time
+
+    from t2i.pipeline import Pipeline
+
+    folder = _hostile(tmp_path, name, change)
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=message):
+        Pipeline.from_pretrained(folder, device="cpu")
+    assert time.perf_counter() - start < 30
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1 << 20  # KiB: < 1 GiB more

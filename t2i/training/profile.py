@@ -69,8 +69,8 @@ def format_profile(report: dict) -> str:
         indent = "  " if phase.startswith("data.") else ""
         lines.append(f"{indent + phase:<14} {ms:8.2f} {ms / step:6.1%}")
     lines += ["", f"top operators by own {report['time_measure']}:",
-              f"{'operator':<44} {'ms/step':>8} {'share':>6} {'calls':>6}"]
+              f"{'operator':<56} {'ms/step':>8} {'share':>6} {'calls':>6}"]
     for op in report["top_ops"]:
-        lines.append(f"{op['op'][:44]:<44} {op['ms_per_step']:8.2f} {op['ms_per_step'] / step:6.1%} "
+        lines.append(f"{op['op'][:56]:<56} {op['ms_per_step']:8.2f} {op['ms_per_step'] / step:6.1%} "
                      f"{op['calls_per_step']:6.0f}")
     return "\n".join(lines)

@@ -44,3 +44,18 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch
         write_text_atomic(tmp_path / "latest", "step_1")
     monkeypatch.setattr(os, "replace", real_replace)
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_second_cache_builder_waits_for_the_first(tmp_path, capfd):
+    """Two `t2i prepare` of one cache: the second blocks on the lock until the first is done."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time, pathlib; from t2i.utils.fsutil import Lock; "
+        f"lock = Lock(pathlib.Path({str(tmp_path)!r}), '.cache.lock'); print('held', flush=True); "
+        "time.sleep(1.5)")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.perf_counter()
+    with Lock(tmp_path, ".cache.lock", wait=True, what="the latent cache"):
+        waited = time.perf_counter() - start
+    holder.wait()
+    assert waited > 0.5
+    assert f"waiting for process {holder.pid}" in capfd.readouterr().err

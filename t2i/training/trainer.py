@@ -36,7 +36,7 @@ from ..flow.paths import interpolate
 from ..pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from ..text.encoders import drop_condition, encode_captions_once, move
 from ..utils.fsutil import cache_root
-from ..utils.images import make_grid, seed_rows
+from ..utils.images import make_grid, save_png, seed_rows
 from ..utils.runtime import autocast, distributed, init_distributed, main_process_first, rank_and_world
 from .denoiser import Denoiser, TwoTime
 from .loop import TrainingLoop, resume_checkpoint
@@ -317,7 +317,7 @@ class Trainer(TrainingLoop):
         grid = self.sample_grid()
         path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(path)
+        save_png(grid, path)
         if tracker is not None:
             tracker.image("samples/ema", grid, self.step)
         return path

@@ -3,11 +3,14 @@ the one way plots get matplotlib."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from .fsutil import no_space
 
 
 def pyplot():
@@ -84,6 +87,18 @@ def seed_rows(images: torch.Tensor, prompts: int) -> torch.Tensor:
     return images.view(prompts, seeds, *images.shape[1:]).transpose(0, 1).reshape(images.shape)
 
 
+def save_png(image: Image.Image, path: Path) -> None:
+    """`image` as a PNG at `path`, through a temporary file renamed over it: a full disk leaves
+    no partial PNG behind, and one clear error."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise no_space(e, str(path)) from None
+
+
 def save_images(images: torch.Tensor, out_dir: Path, num_per_prompt: int) -> list[Path]:
     """One PNG per image, named {prompt_index:03d}_{sample_index:03d}.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +106,7 @@ def save_images(images: torch.Tensor, out_dir: Path, num_per_prompt: int) -> lis
     for i, img in enumerate(images):
         p, k = divmod(i, num_per_prompt)
         path = out_dir / f"{p:03d}_{k:03d}.png"
-        to_pil(img).save(path)
+        save_png(to_pil(img), path)
         paths.append(path)
     return paths
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from t2i.utils.images import from_hsv, seed_rows, to_hsv
@@ -20,3 +21,19 @@ def test_hsv_of_known_colours_and_back():
     assert torch.allclose(from_hsv(hue, saturation, value), images, atol=1e-6)
     random = torch.rand(2, 3, 4, 4) * 2 - 1
     assert torch.allclose(from_hsv(*to_hsv(random)), random, atol=1e-5)
+
+
+def test_a_full_disk_leaves_no_partial_png(tmp_path, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    from t2i.utils.images import save_png
+
+    def full(self, fp, *args, **kwargs):
+        open(fp, "wb").write(b"\x89PNG partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(OSError, match="no space left on the device writing .*grid.png"):
+        save_png(Image.new("RGB", (4, 4)), tmp_path / "grid.png")
+    assert list(tmp_path.iterdir()) == []

@@ -256,17 +256,11 @@ def read_json(path: Path):
 def load_config(ckpt: Path) -> Config:
     path = Path(ckpt) / "config.json"
     try:
-        return Config.from_dict(_object(read_json(path)))
+        return Config.from_dict(read_json(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing: a checkpoint carries its config") from None
     except (ValueError, TypeError) as e:  # ConfigError and JSON errors are ValueErrors
         raise CheckpointError(f"{path}: {e}") from None
-
-
-def _object(d):
-    if not isinstance(d, dict):
-        raise ConfigError("a config must be a JSON object")
-    return d
 
 
 def load_weights(ckpt: Path, which: str = "ema") -> dict[str, torch.Tensor]:
@@ -364,10 +358,11 @@ def resumed_config(config: Config, ckpt: Path, explicit: Collection[str] = ()) -
     if saved.train.init and not config.train.init:
         log.info("resuming %s: train.init=%s (its teacher) from the checkpoint", ckpt, saved.train.init)
         config = config.override([f"train.init={saved.train.init}"])
-    differ = [(f"{section}.{name}", getattr(getattr(saved, section), name), value)
+    differ = [(f"{section}.{name}", old, new)
               for section in SHAPING
-              for name, value in dataclasses.asdict(getattr(config, section)).items()
-              if getattr(getattr(saved, section), name) != value and not (section == "data" and name in LOCAL)]
+              for (name, old), new in zip(dataclasses.asdict(getattr(saved, section)).items(),
+                                          dataclasses.asdict(getattr(config, section)).values())
+              if old != new and not (section == "data" and name in LOCAL)]
     contradicted = [d for d in differ if d[0] in explicit]
     if contradicted:
         raise ConfigError(f"--resume {ckpt}: the checkpoint was trained with "

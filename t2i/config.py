@@ -332,6 +332,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        if not isinstance(d, dict):
+            raise ConfigError("a config must be a JSON object")
         sections = {}
         for f in dataclasses.fields(cls):
             if f.name == "preset":
@@ -355,8 +357,6 @@ class Config:
             raise ConfigError(f"not JSON ({e})") from None
         except RecursionError:
             raise ConfigError("not a config: JSON nested too deeply") from None
-        if not isinstance(d, dict):
-            raise ConfigError("a config must be a JSON object")
         return cls.from_dict(d)
 
     def override(self, assignments: list[str]) -> "Config":

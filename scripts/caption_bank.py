@@ -1,55 +1,55 @@
 """Build t2i/assets/fashion-mnist-captions.json, the caption bank of `data.captions=bank`.
 
-    python scripts/caption_bank.py            # needs Debian's wordnet-base; writes the asset
+    python scripts/caption_bank.py            # needs WordNet (Debian's wordnet-base); writes the asset
 
 Training on 27 template captions per class teaches a text model the neighbourhoods of those
 templates in the encoder's space, not what a garment is. The bank gives each class hundreds of
-captions drawn from WordNet 3.0 (offline, Debian's `wordnet-base`):
-- names: the class's synsets and their hyponyms (two levels), each curated below: a hyponym
-  that belongs to another Fashion-MNIST class, or that nobody would draw as this one, is left out;
+captions drawn from WordNet 3.0 (offline, t2i/text/wordnet.py) and t2i's supplement to it
+(t2i/assets/lexicon.json: "hoodie", "jandal", British "trainers", which WordNet lacks):
+- names: the class's synsets and their hyponyms (two levels; for the shoe classes, the kinds of
+  `shoe` that are one of them), each curated below: a hyponym that belongs to another
+  Fashion-MNIST class, or to none, is left out; a lemma that first means something else
+  ("mac", "pusher", "waterproof") is not used as a name, its synonyms are;
+- the supplement's words whose meaning ends in one of a class's names ("hooded sweatshirt");
 - definitions: each synset's gloss ("a shoe consisting of a sole fastened by straps to the foot"),
   bare and after its name;
 - kinds: "a sandal, a kind of footwear", from the class's hypernyms;
 - parts: "a coat with a breast pocket", from WordNet's part meronyms (of the class's synset and,
   for shoes and boots, of `shoe`);
-- the template captions of t2i/captions.py on every name, and a seeded sample of generic
+- the template captions of t2i/text/captions.py on every name, and a seeded sample of generic
   adjectives (colours, plain / striped / vintage ...) on the names;
 - facets, curated by hand from general knowledge of each garment (FACETS: where it is worn, its
   features, materials, seasons and uses), on the class's own names ("a sandal made of cork",
   "a coat for snow") and without a name ("something worn on the feet, with straps"): the
-  descriptive and functional phrasings that a lexicon's nouns lack. Written per class from what
-  the garment is, not from the held-out prompts or from any model's mistakes.
-No caption is written with the held-out prompts in view. They are used in one direction only,
-to remove leaks: a WordNet synset with a name that occurs in a held-out prompt ("raincoat" in
-"a raincoat") is dropped whole (its synonyms "waterproof" and its gloss too), unless the name
-was already one of t2i's own synonyms; any caption that contains a held-out prompt, or is a
-phrase of three or more words inside one, is dropped too. That makes the held-out sets harder,
-never easier.
-Running the script again gives the same file.
+  descriptive and functional phrasings that a lexicon's nouns lack.
+The older held-out prompts and the 150 paraphrases are development sets: the bank may contain
+their words (WordNet has "anorak" and "rucksack"), and is never written from them. The rare
+garment words (t2i/assets/fashion-mnist-rare-words.json) were written before this bank and are
+never looked at by it. Running the script again gives the same file.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from wordnet import HYPERNYM, PART_MERONYM, WordNet  # noqa: E402
 
 from t2i.text.captions import FASHION_MNIST, PHOTO_TEMPLATES, caption  # noqa: E402
+from t2i.text.lexicon import supplement  # noqa: E402
+from t2i.text.wordnet import HYPERNYM, PART_MERONYM, WordNet  # noqa: E402
 
 OUT = ROOT / "t2i" / "assets" / "fashion-mnist-captions.json"
 
 # Per class: WordNet senses as (word, sense number from 1), whose lemmas, glosses and hyponyms
-# (two levels) make the bank; the hyponym lemmas to leave out; extra senses for parts.
+# (two levels) make the bank; `under`: senses whose hyponyms (not themselves) belong to the class;
+# the synsets to leave out, by any of their lemmas; extra senses for parts.
 SOURCES = {
-    "T-shirt/top": dict(senses=[("t-shirt", 1), ("polo shirt", 1), ("camisole", 1)],
+    "T-shirt/top": dict(senses=[("t-shirt", 1), ("polo shirt", 1), ("camisole", 1), ("undershirt", 1),
+                                ("tank top", 1)],
                         exclude={"turtleneck", "turtle", "polo-neck", "underbodice"}),
     "Trouser": dict(senses=[("trouser", 1), ("slacks", 1)],
                     exclude={"pajama", "pyjama", "short pants", "shorts", "trunks", "trunk hose",
@@ -72,16 +72,18 @@ SOURCES = {
                           "cutaway", "swallow-tailed coat", "swallowtail", "morning coat",
                           "frock coat", "sack coat", "box coat", "jerkin", "mackinaw",
                           "mackinaw coat", "ulster", "capote", "chesterfield", "lab coat",
-                          "laboratory coat", "waterproof", "mack", "mac", "afghan", "cagoule"}),
+                          "laboratory coat", "afghan"}),
     "Sandal": dict(senses=[("sandal", 1)], parts=[("shoe", 1)],
-                   exclude={"talaria", "pusher", "scuffer"}),
+                   exclude={"talaria", "scuffer"}),
     "Shirt": dict(senses=[("shirt", 1), ("blouse", 1)],
                   exclude={"jersey", "t-shirt", "tee shirt", "tank top", "turtleneck", "turtle",
                            "polo-neck", "polo shirt", "sport shirt", "hair shirt", "camise",
                            "dashiki", "daishiki", "kurta", "middy", "middy blouse"}),
-    "Sneaker": dict(senses=[("sneaker", 1), ("running shoe", 1)], parts=[("shoe", 1)],
-                    exclude=set()),
-    "Bag": dict(senses=[("handbag", 1), ("bag", 1)],
+    "Sneaker": dict(senses=[("sneaker", 1), ("running shoe", 1)], parts=[("shoe", 1)], under=[("shoe", 1)],
+                    exclude={"anklet", "baby shoe", "calceus", "chopine", "chukka", "congress boot", "flipper",
+                             "gaiter", "pump", "spectator", "sabot", "sandal", "espadrille", "flip-flop",
+                             "huarache", "zori", "scuffer", "talaria", "slingback", "walker", "wedgie"}),
+    "Bag": dict(senses=[("handbag", 1), ("bag", 1), ("satchel", 1), ("briefcase", 1), ("waist pack", 1)],
                 exclude={"etui", "reticule", "air bag", "beanbag", "bladder", "body bag",
                          "personnel pouch", "human remains pouch", "burn bag", "dust bag",
                          "vacuum bag", "envelope", "gasbag", "gamebag", "golf bag", "gunnysack",
@@ -92,7 +94,7 @@ SOURCES = {
                          "tool bag", "tucker-bag", "moneybag", "seabag", "bin liner",
                          "mail pouch", "pocket", "sporran", "tobacco pouch", "doggie bag",
                          "doggy bag", "waterskin", "water skin", "wineskin", "bagful", "pouch"}),
-    "Ankle boot": dict(senses=[("boot", 1)], parts=[("shoe", 1)],
+    "Ankle boot": dict(senses=[("boot", 1), ("chukka", 2), ("congress boot", 1)], parts=[("shoe", 1)],
                        exclude={"waders", "hip boot", "thigh boot", "ski boot", "top boot",
                                 "hessian boot", "hessian", "jackboot", "buskin", "riding boot"}),
 }
@@ -159,36 +161,15 @@ ADJECTIVES = ("black", "white", "grey", "dark", "light", "red", "blue", "brown",
 ADJECTIVE_CAPTIONS = 80  # per class, a seeded sample of (adjective, name) pairs
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words with a plural 's' stripped: "Blue Jeans" -> ["blue", "jean"]."""
-    return [w[:-1] if w.endswith("s") and len(w) > 3 else w
-            for w in re.findall(r"[a-z0-9]+", text.lower())]
-
-
-def inside(part: list[str], whole: list[str]) -> bool:
-    """Whether the word sequence `part` occurs contiguously in `whole`."""
-    n = len(part)
-    return n > 0 and any(whole[i:i + n] == part for i in range(len(whole) - n + 1))
-
-
-def core_words(w: list[str]) -> list[str]:
-    """A held-out prompt's words without a leading article or "pair of"."""
-    while w and w[0] in ("a", "an", "the", "pair", "of"):
-        w = w[1:]
-    return w
+# Lemmas that first mean something else: not used as names (their synsets' other lemmas are).
+NOT_NAMES = {"waterproof", "mac", "mack", "pusher", "turtle", "sling", "walker", "fin", "flipper", "vest",
+             "platform", "sack", "poke", "skin"}
 
 
 def named(name: str, template: str) -> str:
     """`caption` for a bank name, with "a pair of" before plurals ("a pair of huaraches")."""
     plural = name.endswith("s") and not name.endswith("ss") and not name.startswith("pair of")
     return template.format(a="a pair of", name=name) if plural else caption(name, template)
-
-
-def leaks(text: str, heldout: list[list[str]]) -> bool:
-    """Whether a caption contains a held-out prompt (bar its article), or is a phrase of three or
-    more words inside one (article included: "a wool overcoat" in "a wool overcoat with a belt")."""
-    w = words(text)
-    return any(inside(core_words(h), w) or (len(w) >= 3 and inside(w, h)) for h in heldout)
 
 
 def facet_captions(name: str, base: list[str], rng: random.Random) -> list[str]:
@@ -203,19 +184,36 @@ def facet_captions(name: str, base: list[str], rng: random.Random) -> list[str]:
     return rng.sample(caps, min(FACET_CAPTIONS, len(caps)))
 
 
-def class_captions(wn: WordNet, name: str, synonyms: tuple[str, ...], source: dict,
-                   heldout: list[list[str]], rng: random.Random) -> list[str]:
+def class_synsets(wn: WordNet, source: dict) -> tuple[list, list]:
+    """A class's own senses, and every synset whose lemmas name it (senses, their hyponyms, the
+    hyponyms of its `under` senses), the excluded ones left out."""
     exclude = {e.lower() for e in source["exclude"]}
-    base = [name.lower(), *synonyms]
     senses = [wn.senses(w)[k - 1] for w, k in source["senses"]]
-    synsets = [s for s in [*senses, *(h for s in senses for h in wn.hyponyms(s, 2))]
-               if not {lemma.lower() for lemma in s.lemmas} & exclude
-               and not any(inside(words(lemma), h) for lemma in s.lemmas if lemma.lower() not in base
-                           for h in heldout)]
-    names = list(dict.fromkeys([*base, *(lemma.lower() for s in synsets for lemma in s.lemmas)]))
+    under = [wn.senses(w)[k - 1] for w, k in source.get("under", [])]
+    found = [*senses, *(h for s in senses + under for h in wn.hyponyms(s, 2))]
+    return senses, [s for s in found if not {lemma.lower() for lemma in s.lemmas} & exclude]
+
+
+def supplement_names(base: list[str], wn_names: list[str]) -> list[str]:
+    """The supplement's words (lexicon.json) whose meaning ends in one of the class's names:
+    "hoodie" (a hooded sweatshirt) for Pullover."""
+    names = set(base) | set(wn_names)
+    return [word for word, means in supplement().items()
+            if any(means.lower() == n or means.lower().endswith(" " + n) for n in names)]
+
+
+def class_captions(wn: WordNet, name: str, synonyms: tuple[str, ...], source: dict,
+                   rng: random.Random) -> list[str]:
+    base = [name.lower(), *synonyms]
+    senses, synsets = class_synsets(wn, source)
+    wn_names = [lemma.lower() for s in synsets for lemma in s.lemmas if lemma.lower() not in NOT_NAMES]
+    extra = supplement_names(base, wn_names)
+    names = list(dict.fromkeys([*base, *wn_names, *extra]))
     caps = [named(n, t) for n in names for t in PHOTO_TEMPLATES]
     for s in synsets:
-        caps += [s.definition] + [f"{named(lemma.lower(), '{a} {name}')}: {s.definition}" for lemma in s.lemmas]
+        caps += [s.definition] + [f"{named(lemma.lower(), '{a} {name}')}: {s.definition}"
+                                  for lemma in s.lemmas if lemma.lower() not in NOT_NAMES]
+    caps += [f"{named(w, '{a} {name}')}: {caption(supplement()[w], '{a} {name}')}" for w in extra]
     for s in senses:
         kinds = [h.lemmas[0].lower() for h in wn.related(s, HYPERNYM)]
         caps += [f"{named(n, '{a} {name}')}, a kind of {k}" for n in base for k in kinds]
@@ -225,15 +223,14 @@ def class_captions(wn: WordNet, name: str, synonyms: tuple[str, ...], source: di
     caps += facet_captions(name, base, rng)
     pairs = [(a, n) for a in ADJECTIVES for n in names]
     caps += [named(f"{a} {n}", "{a} {name}") for a, n in rng.sample(pairs, min(ADJECTIVE_CAPTIONS, len(pairs)))]
-    return [c for c in dict.fromkeys(caps) if not leaks(c, heldout)]
+    return list(dict.fromkeys(caps))
 
 
 def build_bank(wn: WordNet) -> dict[str, list[str]]:
     """Per class name, its bank: what the asset's "classes" holds."""
     classes = FASHION_MNIST
-    heldout = [words(p) for ps in (*classes.heldout, *classes.paraphrases) for p in ps]
     rng = random.Random(0)
-    bank = {name: class_captions(wn, name, synonyms, SOURCES[name], heldout, rng)
+    bank = {name: class_captions(wn, name, synonyms, SOURCES[name], rng)
             for name, synonyms in zip(classes.names, classes.synonyms)}
     # A caption that two classes share ("something worn for work") teaches neither: dropped.
     owners: dict[str, set[str]] = {}
@@ -246,11 +243,10 @@ def build_bank(wn: WordNet) -> dict[str, list[str]]:
 def main() -> None:
     bank = build_bank(WordNet())
     about = ("Caption bank of Fashion-MNIST (data.captions=bank), made by scripts/caption_bank.py "
-             "from WordNet 3.0 (Debian wordnet-base) and t2i's caption templates; filtered so that "
-             "no held-out prompt (Classes.heldout, fashion-mnist-paraphrases.json) leaks in. "
-             "Regenerate with: python scripts/caption_bank.py")
+             "from WordNet 3.0 (Debian wordnet-base), t2i's supplement to it (t2i/assets/lexicon.json) "
+             "and t2i's caption templates. Regenerate with: python scripts/caption_bank.py")
     OUT.write_text(json.dumps({"about": about, "classes": bank}, indent=1) + "\n")
-    print(f"{OUT}: " + ", ".join(f"{n} {len(c)}" for n, c in bank.items()))
+    print(f"{OUT}: {sum(map(len, bank.values()))} captions: " + ", ".join(f"{n} {len(c)}" for n, c in bank.items()))
 
 
 if __name__ == "__main__":

@@ -296,6 +296,11 @@ class SampleConfig(Section):
     # says they are closest to, not a blend of classes (docs/studies/text.md).
     retrieve: int = 0
     retrieve_temperature: float = 0.05
+    # Read the words of a prompt that the training captions never use in a dictionary first
+    # (WordNet and t2i's supplement, text/lexicon.py): "a hoodie" is drawn as "a hooded
+    # sweatshirt". Where the captions are known (class-labelled data, emoji, shapes) and the text
+    # encoder is pretrained; elsewhere prompts are used as typed.
+    dictionary: bool = True
 
     section = "sample"
     rules = {"steps": at_least(1), "cfg": at_least(0, "a number"),

@@ -18,16 +18,17 @@ from torch import nn
 from .checkpoint import CheckpointError, held_parameters, load_config, load_into, resolve_checkpoint
 from .codecs import load_codec
 from .config import Config
-from .data import dataset_info
+from .data import dataset_info, known_captions
 from .flow.fewstep import FEW_STEP
 from .flow.objectives import build_objective
 from .flow.samplers import Callback, get_sampler, guidance
 from .flow.samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call's flag
 from .models import build_backbone
 from .text.captions import Classes
-from .text.encoders import build_text_encoder, pad_tokens
+from .text.encoders import PretrainedTextEncoder, build_text_encoder, pad_tokens
+from .text.lexicon import Reader
 from .text.prompts import clean_prompt
-from .text.retrieval import CaptionIndex, grounding_problem
+from .text.retrieval import CaptionIndex, closeness, grounding_problem, one_token
 from .utils.fsutil import cache_root
 from .utils.runtime import autocast, resolve_device, resolve_precision
 
@@ -74,6 +75,7 @@ class Pipeline:
         self.objective = build_objective(config.objective)
         self.dtype = resolve_precision(precision, self.device)
         self._captions: Optional[CaptionIndex] = None
+        self._reader: Optional[Reader | bool] = None  # False: this model has none
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = "auto",
@@ -111,6 +113,17 @@ class Pipeline:
                                           cache_root(self.config.data) / "text")
         return self._captions
 
+    def reader(self) -> Optional[Reader]:
+        """How this model reads the words its training captions never use (text/lexicon.py), or
+        None where its captions are not known (a captioned folder) or its encoder is not
+        pretrained. Grounding reads with the caption index's own reader."""
+        if self._reader is None:
+            text, known = self.networks["text"], None
+            if isinstance(text, PretrainedTextEncoder):
+                known = known_captions(self.config.data)
+            self._reader = Reader(*known, one_token(text.tokenizer), closeness(text)) if known else False
+        return self._reader or None
+
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from states of the backbone's space (for progressive views: the
         sampler callback's `x1` decodes to the image predicted so far)."""
@@ -133,7 +146,7 @@ class Pipeline:
     def sampling(self, steps: Optional[int] = None, cfg: Optional[float] = None,
                  sampler: Optional[str] = None, clip_x0: Optional[bool] = None,
                  cfg_interval: Optional[tuple[float, float]] = None,
-                 retrieve: Optional[int] = None) -> dict:
+                 retrieve: Optional[int] = None, dictionary: Optional[bool] = None) -> dict:
         """The sampling settings a call would use, checked (the guidance interval is checked by
         `guidance`): each None is the checkpoint's own `sample` config. Reports record this, so
         they say how their images were made."""
@@ -142,7 +155,8 @@ class Pipeline:
                    sampler=sampler or s.sampler, clip_x0=s.clip_x0 if clip_x0 is None else clip_x0,
                    cfg_interval=(s.cfg_start, s.cfg_end) if cfg_interval is None
                    else tuple(float(v) for v in cfg_interval),
-                   retrieve=s.retrieve if retrieve is None else retrieve)
+                   retrieve=s.retrieve if retrieve is None else retrieve,
+                   dictionary=s.dictionary if dictionary is None else bool(dictionary))
         if not isinstance(out["steps"], int) or out["steps"] < 1:
             raise ValueError(f"steps must be an integer >= 1, got {out['steps']!r}")
         if not math.isfinite(out["cfg"]) or out["cfg"] < 0:
@@ -165,25 +179,26 @@ class Pipeline:
                  seed: int = 0, sampler: Optional[str] = None, num_per_prompt: int = 1,
                  callback: Optional[Callback] = None, clip_x0: Optional[bool] = None,
                  cfg_interval: Optional[tuple[float, float]] = None,
-                 retrieve: Optional[int] = None) -> torch.Tensor:
+                 retrieve: Optional[int] = None, dictionary: Optional[bool] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
         prompt. Defaults for steps, cfg, sampler, clip_x0 (clamp the predicted clean image to
         [-1, 1] each step; pixel space only), cfg_interval (the times (start, end) at which
-        guidance applies) and retrieve (ground each prompt on that many nearest training
-        captions; 0 = off) come from the checkpoint's config (`sampling`). The callback sees
+        guidance applies), retrieve (ground each prompt on that many nearest training captions;
+        0 = off) and dictionary (read words the captions never use in WordNet first) come from
+        the checkpoint's config (`sampling`). The callback sees
         the states in the backbone's space (pixels in [-1, 1], or latents): pass them to `decode`
         to see them as images. Prompts pass `text.prompts.clean_prompt` first (bounded length,
         no control or bidi characters)."""
         if isinstance(prompts, str):
             prompts = [prompts]
         prompts = [clean_prompt(p) for p in prompts]
-        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval, retrieve)
+        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval, retrieve, dictionary)
         if num_per_prompt < 1:
             raise ValueError(f"num_per_prompt must be >= 1, got {num_per_prompt}")
         if not prompts:
             raise ValueError("no prompts given")
         cond, null = self.condition(list(prompts), num_per_prompt, pad=s["cfg"] != 1.0,
-                                    retrieve=s["retrieve"])
+                                    retrieve=s["retrieve"], dictionary=s["dictionary"])
         x = self.noise(num_per_prompt, seed).repeat(len(prompts), 1, 1, 1).to(self.device)
         velocity = guidance(self.velocity, cond, null, s["cfg"], s["cfg_interval"])
         if s["clip_x0"]:
@@ -194,14 +209,22 @@ class Pipeline:
                                       generator=torch.Generator().manual_seed(seed))
         return self.decode(x)
 
-    def condition(self, prompts: list[str], num_per_prompt: int = 1, pad: bool = True, retrieve: int = 0):
+    def condition(self, prompts: list[str], num_per_prompt: int = 1, pad: bool = True, retrieve: int = 0,
+                  dictionary: bool = False):
         """The text condition of each image and the null condition beside it, both
         (tokens [B, L, D], mask [B, L]) on the device; `pad`: padded with masked tokens to one
         length, so guidance can run them as one batch (unguided sampling needs no null);
-        `retrieve`: each prompt grounded on its nearest training captions (retrieval.py)."""
+        `retrieve`: each prompt grounded on its nearest training captions (retrieval.py);
+        `dictionary`: its unknown words read in the dictionary first (lexicon.py)."""
         text = self.networks["text"]
-        tokens, mask = (self.caption_index().ground(prompts, retrieve, self.config.sample.retrieve_temperature)
-                        if retrieve else text.encode(prompts))
+        if retrieve:
+            index = self.caption_index()
+            index.dictionary = dictionary
+            tokens, mask = index.ground(prompts, retrieve, self.config.sample.retrieve_temperature)
+        else:
+            if dictionary and (reader := self.reader()):
+                prompts = [reader(p)[0] for p in prompts]
+            tokens, mask = text.encode(prompts)
         tokens = tokens.repeat_interleave(num_per_prompt, 0).to(self.device)
         mask = mask.repeat_interleave(num_per_prompt, 0).to(self.device)
         null_tokens, null_mask = (v.to(self.device) for v in text.null(len(tokens)))

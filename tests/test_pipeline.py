@@ -3,6 +3,7 @@ import torch
 
 from t2i import Pipeline
 from t2i.pipeline import build_networks
+from t2i.text.wordnet import load_wordnet
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,23 @@ def test_guided_condition_is_padded_to_the_null_length(pipe):
     (tokens, mask), (null_tokens, null_mask) = pipe.condition(["a bag", "a coat"], num_per_prompt=2)
     assert tokens.shape[:2] == null_tokens.shape[:2] and mask.shape == null_mask.shape
     assert tokens.shape[0] == 4
+
+
+@pytest.mark.skipif(load_wordnet() is None, reason="needs WordNet (wordnet-base)")
+def test_unknown_words_are_read_in_the_dictionary_before_the_encoder(text_pipe, word_bert):
+    pipe = text_pipe(word_bert)
+    reader = pipe.reader()
+    assert pipe.reader() is reader and pipe.sampling()["dictionary"] is True
+    read, (word,) = reader("a hoodie")
+    assert read == "a hooded pullover" and word.how == "means"  # hooded sweatshirt; WordNet: a kind of pullover
+    on = pipe.condition(["a hoodie"], pad=False, dictionary=True)[0]
+    as_read = pipe.condition([read], pad=False)[0]
+    typed = pipe.condition(["a hoodie"], pad=False)[0]
+    torch.testing.assert_close(on, as_read)
+    assert on[0].shape != typed[0].shape or not torch.allclose(on[0], typed[0])
+    asked, condition = [], pipe.condition
+    pipe.condition = lambda *a, **kw: asked.append(kw["dictionary"]) or condition(*a, **kw)
+    pipe(["a hoodie"], steps=1)
+    pipe(["a hoodie"], steps=1, dictionary=False)
+    assert asked == [True, False]  # the config's default, then the call's
+    assert text_pipe("onehot").reader() is None  # a class encoder reads class names only

@@ -139,7 +139,8 @@ class Demo:
         classes = ", ".join(f"{name} {sim:.2f}" for name, sim in e.classes[:3])
         nearest = "; ".join(f"“{cap}” ({name}, {sim:.2f})" for cap, name, sim in e.nearest)
         how = f"**Looked up:** {e.reading()}  \n" if e.reading() else ""
-        return f"{how}**Read as:** {classes}  \n**Nearest training captions:** {nearest}"
+        words = "".join(f"**Dictionary:** {w}  \n" for w in e.words)
+        return f"{how}{words}**Read as:** {classes}  \n**Nearest training captions:** {nearest}"
 
     def samplers(self) -> list[str]:
         """The samplers this model can use: `fewstep` only for a few-step model."""
@@ -180,7 +181,7 @@ class Demo:
                     [request.prompt], steps=request.steps, cfg=request.cfg, seed=request.seed,
                     sampler=request.sampler, num_per_prompt=request.images, callback=callback,
                     clip_x0=self.initial["clip_x0"], cfg_interval=self.initial.get("cfg_interval"),
-                    retrieve=self.initial["retrieve"])))
+                    retrieve=self.initial["retrieve"], dictionary=self.initial.get("dictionary"))))
             except Exception as e:  # reported to the user by the generator below
                 frames.put(e)
             frames.put(done)

@@ -59,6 +59,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
                    help="ground each prompt on its K nearest training captions (0 = off): unseen "
                         "phrasings draw what the text encoder says they are closest to; needs "
                         f"text.pooling=sentence on labelled data (default: {own})")
+    p.add_argument("--dictionary", action=argparse.BooleanOptionalAction, default=None,
+                   help="read the words of a prompt that the training captions never use in a "
+                        "dictionary first (WordNet, t2i's supplement): 'a hoodie' is drawn as 'a "
+                        "hooded sweatshirt'; --no-dictionary uses prompts as typed (default: "
+                        f"{own})")
     p.add_argument("--clip-x0", action="store_true", default=None,
                    help="clamp the predicted clean image to [-1, 1] each step (DDPM's clip_denoised; "
                         f"pixel space), as noise-predicting models need (default: {own})")
@@ -67,7 +72,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
 def sampling_kwargs(args) -> dict:
     """The shared sampling flags as `Pipeline.__call__` keywords."""
     return dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed,
-                clip_x0=args.clip_x0, cfg_interval=args.cfg_interval, retrieve=args.retrieve)
+                clip_x0=args.clip_x0, cfg_interval=args.cfg_interval, retrieve=args.retrieve,
+                dictionary=args.dictionary)
 
 
 def interval(text: str) -> tuple[float, float]:

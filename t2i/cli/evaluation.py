@@ -31,9 +31,10 @@ def add_eval(sub) -> None:
                                     "(default: RUN/eval_<checkpoint>_<sampler><steps>_cfg<scale>.json).")
     add_protocol_arguments(r)
     r.add_argument("--prompts", choices=[*evaluation.PROMPT_SETS, "phrasings"], default="names",
-                   help="prompt each class by its name, or by its held-out paraphrases (never "
-                        "trained on; needs a pretrained text encoder); shapes: names are the "
-                        "GenEval-style prompts, phrasings the same tasks in other words")
+                   help="prompt each class by its name, by its paraphrases (heldout: 3 per "
+                        "class, paraphrases: 15), or by rare words for it (rare: 6 per class, "
+                        "never tuned on); those need a pretrained text encoder; shapes: names "
+                        "are the GenEval-style prompts, phrasings the same tasks in other words")
     r.add_argument("--inception", action="store_true",
                    help="also Inception FID via torchmetrics (needs it and its weights)")
     r.add_argument("--json", help="where to write the report")

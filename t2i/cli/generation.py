@@ -26,10 +26,11 @@ def add_sample(sub) -> None:
     s.add_argument("--out", default="samples", help="output directory (default samples/)")
     s.add_argument("--strip", action="store_true", help="also write strip.png: the denoising steps")
     s.add_argument("--explain", action="store_true",
-                   help="also print what the text model understood of each prompt: how it was "
-                        "spelled, its head phrase, its nearest training captions and classes by "
-                        "the text encoder's cosine similarity (pretrained text encoders on "
-                        "labelled datasets)")
+                   help="also print what the text model understood of each prompt: how its "
+                        "unknown words were read in the dictionary, how it was spelled, its head "
+                        "phrase, its nearest training captions and classes by the text encoder's "
+                        "cosine similarity (pretrained text encoders on labelled datasets; emoji "
+                        "and shapes: the dictionary's reading)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     s.set_defaults(fn=cmd_sample)
 
@@ -38,7 +39,7 @@ def cmd_sample(args) -> int:
     pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
     prompts = read_prompts(args) or pipe.default_prompts()
     if args.explain:
-        for explanation in Explainer(pipe).explain(prompts):
+        for explanation in Explainer(pipe, args.dictionary).explain(prompts):
             print(explanation.format())
     out = Path(args.out)
     kwargs = sampling_kwargs(args)

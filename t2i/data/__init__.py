@@ -9,7 +9,8 @@
     captioned   captioned folders and Hugging Face datasets -> a memory-mapped image cache
     emoji       Noto Color Emoji rendered into an image cache, captioned with Unicode names
     shapes      coloured shapes drawn on the fly with exact captions; their grammar (parse)
-    registry    DATASETS: each `data.dataset` name once; load_dataset, dataset_info, is_labelled
+    registry    DATASETS: each `data.dataset` name once; load_dataset, dataset_info, is_labelled,
+                known_captions
     latents     a training set encoded through a VAE into a memory-mapped latent cache
     show        what a dataset holds, and a grid of its images with their captions
 """
@@ -19,15 +20,15 @@ from .captioned import CaptionedDataset, image_cache_path, open_image_cache
 from .cifar import find_cifar10, load_cifar10, read_cifar_batch
 from .idx import find_fashion_mnist, find_idx_dataset, load_fashion_mnist, load_idx_dataset, parse_idx, read_idx
 from .latents import LatentDataset, latent_cache_path, open_latent_cache
-from .registry import (DATASETS, DatasetSpec, dataset_info, dataset_spec, is_labelled, load_dataset,
-                       unseen_split)
+from .registry import (DATASETS, DatasetSpec, dataset_info, dataset_spec, is_labelled, known_captions,
+                       load_dataset, unseen_split)
 from .shapes import load_shapes
 from .show import caption_grid, describe, format_description
 
 __all__ = [
     "DATASETS", "CaptionedDataset", "DataError", "DatasetSpec", "EpochSampler", "ImageDataset",
     "LatentDataset", "caption_grid", "dataset_info", "describe", "format_description", "dataset_spec", "find_cifar10", "find_fashion_mnist",
-    "find_idx_dataset", "image_cache_path", "is_labelled", "latent_cache_path", "load_cifar10",
+    "find_idx_dataset", "image_cache_path", "is_labelled", "known_captions", "latent_cache_path", "load_cifar10",
     "load_dataset", "load_fashion_mnist", "load_idx_dataset", "load_shapes", "open_image_cache",
     "open_latent_cache", "parse_idx", "read_cifar_batch", "read_idx", "unseen_split",
 ]

@@ -122,6 +122,11 @@ def render(glyph: str, font: ImageFont.FreeTypeFont) -> Image.Image:
     return canvas
 
 
+def training_captions(cfg=None) -> list[str]:
+    """Every caption of the training emoji (not HELDOUT): the words an emoji model knows."""
+    return [c for row in table() if row["name"] not in HELDOUT for c in captions(row)]
+
+
 def rows_of(caption_lists: list[list[str]]) -> list[dict]:
     """The table row of each emoji's caption list (which starts with its display name)."""
     by_name = {display_name(r["name"]): r for r in table()}

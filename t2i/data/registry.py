@@ -16,9 +16,9 @@ from ..text.captions import CIFAR10, FASHION_MNIST, MNIST, Classes
 from .base import DataError, ImageDataset
 from .captioned import open_image_cache
 from .cifar import load_cifar10
-from .emoji import load_emoji
+from .emoji import load_emoji, training_captions as emoji_captions
 from .idx import load_idx_dataset
-from .shapes import load_shapes
+from .shapes import load_shapes, training_captions as shapes_captions
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class DatasetSpec:
     # The evaluation classifier shipped in t2i/assets for this dataset (see evaluation/), if any.
     classifier: Optional[str] = None
     examples: tuple[str, ...] = ()  # prompts to offer (CLI, demo) when there are no class names
+    # The training captions of a dataset that is not labelled, where t2i knows them without its
+    # images (the words a prompt's unknown words are read into: text/lexicon.py).
+    captions: Optional[Callable[..., list[str]]] = None  # data config -> captions
 
 
 def _captioned(cfg, split, subset, progress):
@@ -59,13 +62,15 @@ DATASETS: dict[str, DatasetSpec] = {
     "emoji": DatasetSpec(lambda cfg, split, subset, progress: load_emoji(cfg, progress=progress),
                          _captioned_shape, splits=("train",), classifier="emoji_classifier",
                          examples=("a purple heart", "a smiling cat", "a red apple", "a rocket",
-                                   "a dog face", "a blue book", "a green heart", "a grinning face")),
+                                   "a dog face", "a blue book", "a green heart", "a grinning face"),
+                         captions=emoji_captions),
     # Coloured shapes drawn on the fly with exact captions (shapes.py), judged GenEval-style.
     "shapes": DatasetSpec(lambda cfg, split, subset, progress: load_shapes(cfg, progress=progress),
                           _captioned_shape, splits=("train",), classifier="shapes_judge",
                           examples=("a red circle to the left of a blue square", "three green triangles",
                                     "a yellow square and a purple circle", "a small orange diamond",
-                                    "a blue cross above a red triangle", "two crosses")),
+                                    "a blue cross above a red triangle", "two crosses"),
+                          captions=shapes_captions),
 }
 
 
@@ -122,6 +127,18 @@ def dataset_info(cfg) -> dict:
     a labelled dataset its classes (else None), and example prompts."""
     spec = dataset_spec(cfg)
     return {"shape": spec.shape(cfg), "classes": dataset_classes(cfg), "examples": list(spec.examples)}
+
+
+def known_captions(cfg) -> Optional[tuple[list[str], Optional[list[int]]]]:
+    """The training captions of a dataset where t2i knows them without loading its images, with
+    each caption's class on labelled data (else None): (captions, labels), or None (a captioned
+    folder's captions are in its files)."""
+    classes = dataset_classes(cfg)
+    if classes is not None:
+        per_class = classes.training_captions()
+        return [c for caps in per_class for c in caps], [k for k, caps in enumerate(per_class) for _ in caps]
+    spec = dataset_spec(cfg)
+    return (spec.captions(cfg), None) if spec.captions else None
 
 
 def is_labelled(cfg) -> bool:

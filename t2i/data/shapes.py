@@ -276,6 +276,14 @@ def load_shapes(cfg, progress: bool = True) -> ImageDataset:
     return ImageDataset(torch.from_numpy(np.stack(images)), torch.full((n,), -1), None, captions)
 
 
+VOCABULARY_SCENES = 300  # scenes whose captions hold every word the shapes captions use
+
+
+def training_captions(cfg) -> list[str]:
+    """The captions of the first scenes of `data.scene_seed`: the words a shapes model knows."""
+    return [c for i in range(VOCABULARY_SCENES) for c in scene(i, cfg.scene_seed, BASE)[1]]
+
+
 @dataclass(frozen=True)
 class Thing:
     """One object a caption names: its shape, and its colour and size where the caption says."""

@@ -63,13 +63,13 @@ class Reference:
                 "precision": precision, "recall": recall, "predictions": preds}
 
 
-PROMPT_SETS = ("names", "heldout", "paraphrases")
+PROMPT_SETS = ("names", "heldout", "paraphrases", "rare")
 
 
 def class_prompts(pipe: Pipeline, which: str = "names") -> list[list[str]]:
     """The prompts of each class: its display name ("names"), or one of its sets of held-out
-    paraphrases, never seen in training ("heldout": 3 per class; "paraphrases": 15 per class;
-    only a pretrained text encoder understands those)."""
+    paraphrases ("heldout": 3 per class; "paraphrases": 15 per class; "rare": 6 rare words per
+    class; only a pretrained text encoder understands those)."""
     if which not in PROMPT_SETS:
         raise ValueError(f"prompts must be one of {PROMPT_SETS}, not {which!r}")
     classes = pipe.classes

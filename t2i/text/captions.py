@@ -7,7 +7,9 @@ gets one caption drawn at random from its class's `training_captions` ("a photo 
 images generated from them measure whether a pretrained text encoder carries the model to
 phrasings it has not seen. Fashion-MNIST has two such sets: `heldout` (3 per class, the first)
 and `paraphrases` (15 per class, in t2i/assets/fashion-mnist-paraphrases.json with their
-provenance).
+provenance), now development sets of the caption bank and the dictionary reading; and `rare`,
+6 rare garment words per class (t2i/assets/fashion-mnist-rare-words.json), written before
+either and never tuned on.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Classes:
     heldout: tuple[tuple[str, ...], ...]  # paraphrases never used in training
     templates: tuple[str, ...] = PHOTO_TEMPLATES
     paraphrases: tuple[tuple[str, ...], ...] = ()  # a second, larger held-out set (if any)
+    rare: tuple[tuple[str, ...], ...] = ()  # rare words for each class, never tuned on (if any)
     bank_file: str = ""  # the asset holding the caption bank (data.captions=bank), if any
     bank: tuple[tuple[str, ...], ...] = ()  # per class: extra training captions, once loaded
 
@@ -91,7 +94,7 @@ class Classes:
         """The finite caption set of the dataset (display names, training captions, held-out
         paraphrases): what a pretrained encoder encodes once and caches."""
         caps = [*self.names, *(c for cs in self.training_captions() for c in cs),
-                *(c for cs in (*self.heldout, *self.paraphrases) for c in cs)]
+                *(c for cs in (*self.heldout, *self.paraphrases, *self.rare) for c in cs)]
         return list(dict.fromkeys(caps))
 
 
@@ -126,6 +129,7 @@ FASHION_MNIST = Classes(
         ("a short leather boot", "heeled boots for winter", "footwear that covers the ankle"),
     ),
     paraphrases=asset_prompts("fashion-mnist-paraphrases.json", _FASHION_NAMES),
+    rare=asset_prompts("fashion-mnist-rare-words.json", _FASHION_NAMES),
     bank_file="fashion-mnist-captions.json",
 )
 

@@ -17,8 +17,10 @@ This needs the finite caption set of a class-labelled dataset (its templates and
 sentence pooling (one token, the sentence embedding); a model of free-form captions records no
 caption list in its checkpoint.
 
-Before a prompt is looked up, its misspelt words are corrected against the captions' vocabulary
-(spelling.py): a typo otherwise moves a prompt's embedding far from the captions it means. And
+Before a prompt is looked up, the words the captions never use are read in a dictionary
+(lexicon.py: "a hoodie" is "a hooded sweatshirt"), and its misspelt words are corrected against
+the captions' vocabulary (spelling.py): a rare word or a typo otherwise moves a prompt's
+embedding far from the captions it means. And
 a prompt's head phrase counts as much as the whole prompt: a sentence embedding weighs every
 word, so "dress pants for a wedding" sat nearest "a dress for a wedding" and "a bag to carry to
 the beach" nearest "something to wear for the beach"; each caption's similarity is the mean of
@@ -28,7 +30,6 @@ its cosine to the prompt and to the prompt's words before its first modifier ("d
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -37,6 +38,7 @@ from torch import nn
 
 from .captions import Classes
 from .encoders import PretrainedTextEncoder, TextEncoder
+from .lexicon import MODIFIER, Reader, WordReading
 from .spelling import WORD, Speller
 
 
@@ -58,8 +60,6 @@ def grounding_problem(text: TextEncoder, classes: Optional[Classes]) -> Optional
     return None
 
 
-# Where an English noun phrase's modifiers begin: "a smart shirt | for a wedding".
-MODIFIER = re.compile(r"\b(?:for|with|to|that|which|from|in|on|at|made|you|when|without|by|while|so)\b", re.I)
 # Words that say nothing about what the thing is: "something | to wear on your feet" has no head.
 VAGUE = {"a", "an", "the", "some", "something", "anything", "what", "one", "pair", "of"}
 
@@ -83,12 +83,20 @@ def one_token(tokenizer):
     return known
 
 
+def closeness(text: PretrainedTextEncoder) -> Callable[[list[str], list[str]], list[float]]:
+    """closeness(a, b): the encoder's cosine of each text of `a` with the one beside it in `b`."""
+    def cosines(a: list[str], b: list[str]) -> list[float]:
+        return (text.sentence_embeddings(a) * text.sentence_embeddings(b)).sum(-1).tolist()
+    return cosines
+
+
 class CaptionIndex:
     """A labelled dataset's training captions, each with its class and its sentence embedding
     (computed once, `precompute`d into the encoder's caption table and cached on disk).
-    Set `spelling` or `heads` False (on an index, or here for every index) to look prompts up
-    as typed, or as wholes."""
+    Set `dictionary`, `spelling` or `heads` False (on an index, or here for every index) to look
+    prompts up without a dictionary, as typed, or as wholes."""
 
+    dictionary = True  # unknown words are read in WordNet and t2i's supplement first (lexicon.py)
     spelling = True  # prompts are spelled against the captions' words before the lookup (`read`)
     heads = True  # a prompt's head phrase counts as much as the whole prompt (module doc)
 
@@ -102,24 +110,28 @@ class CaptionIndex:
         text.precompute(classes.all_captions(), cache)
         self.embeddings = text.sentence_embeddings(self.captions)  # [N, D], unit length
         self.speller = Speller(self.captions, one_token(text.tokenizer))
+        self.reader = Reader(self.captions, self.labels.tolist(), one_token(text.tokenizer), closeness(text))
 
-    def read(self, prompt: str) -> tuple[str, Optional[str]]:
-        """The prompt as it is looked up (its misspelt words corrected, spelling.py) and its head
-        phrase (None: the whole prompt alone)."""
-        spelled = self.speller(prompt) if self.spelling else prompt
-        return spelled, head_phrase(spelled, self.speller.knows) if self.heads else None
+    def read(self, prompt: str) -> tuple[str, Optional[str], list[WordReading]]:
+        """The prompt as it is looked up (its unknown words read in the dictionary, lexicon.py,
+        then its misspelt words corrected, spelling.py), its head phrase (None: the whole prompt
+        alone) and how its unknown words were read."""
+        looked_up, words = self.reader(prompt) if self.dictionary else (prompt, [])
+        spelled = self.speller(looked_up) if self.spelling else looked_up
+        return spelled, head_phrase(spelled, self.speller.knows) if self.heads else None, words
 
     def reading(self) -> str:
         """How prompts are read before they are looked up, as reports record it."""
-        parts = (["spelled"] if self.spelling else []) + (["head phrases"] if self.heads else [])
+        parts = ((["dictionary"] if self.dictionary else []) + (["spelled"] if self.spelling else [])
+                 + (["head phrases"] if self.heads else []))
         return ", ".join(parts) or "as typed"
 
     def similarities(self, prompts: list[str]) -> torch.Tensor:
         """[P, N]: each prompt's similarity to each training caption: the cosine of the prompt as
         `read`, averaged with its head phrase's where it has one."""
         read = [self.read(p) for p in prompts]
-        sims = self.text.sentence_embeddings([spelled for spelled, _ in read]) @ self.embeddings.T
-        rows = [i for i, (_, head) in enumerate(read) if head]
+        sims = self.text.sentence_embeddings([spelled for spelled, _, _ in read]) @ self.embeddings.T
+        rows = [i for i, (_, head, _) in enumerate(read) if head]
         if rows:
             heads = self.text.sentence_embeddings([read[i][1] for i in rows]) @ self.embeddings.T
             sims[rows] = (sims[rows] + heads) / 2

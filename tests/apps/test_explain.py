@@ -40,11 +40,26 @@ def test_explain_says_how_it_read_the_prompt(text_pipe, word_bert):
     e = Explainer(pipe).explain(["a photo of a sneeker", "a photo of a sneaker"], k=2)
     assert e[0].spelled == e[1].spelled == e[1].prompt == "a photo of a sneaker"
     assert e[0].nearest == e[1].nearest
-    assert e[0].format().startswith("'a photo of a sneeker' (spelled 'a photo of a sneaker') is read as: Sneaker")
-    assert "spelled" not in e[1].format() and e[0].head is None
+    assert e[0].format().startswith("'a photo of a sneeker' (looked up as 'a photo of a sneaker') is read as: Sneaker")
+    assert "looked up" not in e[1].format() and e[0].head is None
     headed = Explainer(pipe).explain(["a photo of a sneeker for the evening"])[0]
     assert headed.head == "a photo of a sneaker"
-    assert headed.format().startswith("'a photo of a sneeker for the evening' (spelled 'a photo of a sneaker "
+    assert headed.format().startswith("'a photo of a sneeker for the evening' (looked up as 'a photo of a sneaker "
                                       "for the evening', head 'a photo of a sneaker') is read as:")
     said = Demo(pipe).explain("a photo of a sneeker")
-    assert said.startswith("**Looked up:** spelled 'a photo of a sneaker'  \n**Read as:** Sneaker 1.00")
+    assert said.startswith("**Looked up:** looked up as 'a photo of a sneaker'  \n**Read as:** Sneaker 1.00")
+
+
+def test_without_classes_explain_gives_the_dictionarys_reading(debug_config, word_bert, tmp_path):
+    from dataclasses import replace
+
+    from t2i.pipeline import Pipeline, build_networks
+    config = replace(debug_config, text=replace(debug_config.text, encoder=word_bert),
+                     data=replace(debug_config.data, dataset="shapes", image_size=28, channels=3,
+                                  cache_dir=str(tmp_path)))
+    pipe = Pipeline(config, build_networks(config, (3, 28, 28)), "cpu", "fp32")
+    hoodie, circle = Explainer(pipe).explain(["a hoodie", "a red circle"])
+    assert hoodie.format() == ("'a hoodie' is drawn as 'a hooded sweatshirt'\n"
+                               "  hoodie -> hooded sweatshirt (means: hooded sweatshirt)")
+    assert circle.format() == "'a red circle' is drawn as typed"
+    assert Explainer(pipe, dictionary=False).explain(["a hoodie"])[0].format() == "'a hoodie' is drawn as typed"

@@ -7,6 +7,7 @@ from t2i.data import (
     dataset_info,
     dataset_spec,
     is_labelled,
+    known_captions,
     load_dataset,
 )
 
@@ -57,3 +58,15 @@ def test_the_caption_bank_is_a_labelled_dataset_option():
         dataset_info(DataConfig(dataset="folder", captions="bank"))
     with pytest.raises(ValueError, match="no caption bank"):
         dataset_info(DataConfig(dataset="mnist", captions="bank"))
+
+
+def test_known_captions_are_the_words_a_model_knows_without_its_images():
+    captions, labels = known_captions(DataConfig(dataset="fashion-mnist", captions="bank"))
+    assert len(captions) == len(labels) > 3000 and "a hoodie" in captions
+    assert labels[captions.index("a hoodie")] == 2  # Pullover
+    shapes, none = known_captions(DataConfig(dataset="shapes"))
+    words = {w for c in shapes for w in c.split()}
+    assert none is None and {"circle", "purple", "above", "left", "three", "crosses"} <= words
+    emoji, _ = known_captions(DataConfig(dataset="emoji"))
+    assert "a cat" in emoji and "green heart" not in emoji  # a held-out emoji is never trained on
+    assert known_captions(DataConfig(dataset="folder")) is None  # its captions are in its files

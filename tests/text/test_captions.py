@@ -76,10 +76,11 @@ def test_paraphrases_are_fifteen_distinct_unseen_prompts_per_class():
     assert set(FASHION_MNIST.all_captions()) >= {p for ps in para for p in ps}
 
 
-@pytest.mark.parametrize("classes", [FASHION_MNIST, FASHION_MNIST.with_bank()], ids=["templates", "bank"])
-def test_no_training_caption_leaks_into_a_heldout_prompt(classes):
-    """No held-out prompt is a training caption, none contains one of three or more words,
-    and none (bar its article) is inside a training caption."""
+def test_no_template_caption_leaks_into_a_heldout_prompt():
+    """No held-out prompt is a template caption, none contains one of three or more words, and
+    none (bar its article) is inside one. (The caption bank may: WordNet has "anorak", and the
+    paraphrases are its development set, issue 35.)"""
+    classes = FASHION_MNIST
     heldout = [_words(p) for ps in (*classes.heldout, *classes.paraphrases) for p in ps]
     cores = [h[1:] if h[0] in ("a", "an") else h for h in heldout]
     for caps in classes.training_captions():
@@ -88,6 +89,15 @@ def test_no_training_caption_leaks_into_a_heldout_prompt(classes):
             assert w not in heldout, c
             assert not (len(w) >= 3 and any(_inside(w, h) for h in heldout)), c
             assert not any(_inside(h, w) for h in cores), c
+
+
+def test_the_rare_words_are_six_distinct_new_prompts_per_class():
+    rare = FASHION_MNIST.rare
+    assert [len(r) for r in rare] == [6] * 10
+    flat = [normalize_prompt(p) for ps in rare for p in ps]
+    others = {normalize_prompt(p) for ps in (*FASHION_MNIST.heldout, *FASHION_MNIST.paraphrases) for p in ps}
+    assert len(set(flat)) == 60 and not set(flat) & others
+    assert set(FASHION_MNIST.all_captions()) >= {p for ps in rare for p in ps}
 
 
 def test_the_bank_adds_hundreds_of_captions_per_class_after_the_templates():

@@ -57,14 +57,14 @@ def test_grounding_says_what_it_needs(text_pipe, word_bert):
 def test_a_misspelt_caption_grounds_like_the_caption(text_pipe, word_bert):
     pipe = text_pipe(word_bert, pooling="sentence")
     index = pipe.caption_index()
-    assert index.read("a photo of a sneeker") == ("a photo of a sneaker", None)
+    assert index.read("a photo of a sneeker") == ("a photo of a sneaker", None, [])
     spelled, _ = index.ground(["a photo of a sneeker"], k=1, temperature=0.05)
     own, _ = pipe.networks["text"].encode(["a photo of a sneaker"])
     torch.testing.assert_close(spelled, own, atol=1e-5, rtol=0)
-    assert index.reading() == "spelled, head phrases"
-    index.spelling = False  # looked up as typed: the unknown word moves the prompt elsewhere
+    assert index.reading() == "dictionary, spelled, head phrases"
+    index.spelling = index.dictionary = False  # looked up as typed: the unknown word moves the prompt elsewhere
     assert index.reading() == "head phrases"
-    assert index.read("a photo of a sneeker") == ("a photo of a sneeker", None)
+    assert index.read("a photo of a sneeker") == ("a photo of a sneeker", None, [])
     assert not torch.allclose(index.similarities(["a photo of a sneeker"]),
                               index.similarities(["a photo of a sneaker"]), atol=1e-3)
 
@@ -86,7 +86,7 @@ def test_the_head_phrase_is_what_comes_before_the_first_modifier(prompt, head):
 def test_a_head_phrase_counts_as_much_as_the_whole_prompt(text_pipe, word_bert):
     index = text_pipe(word_bert, pooling="sentence").caption_index()
     prompt = "a red sneaker for the evening"
-    assert index.read(prompt) == (prompt, "a red sneaker")
+    assert index.read(prompt) == (prompt, "a red sneaker", [])
     both = index.similarities([prompt])
     index.heads = False
     whole, head = index.similarities([prompt, "a red sneaker"])

@@ -9,11 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 setup() {
-  if ! [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
-     && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    # Debian's copy of the dataset; without it t2i downloads from the official mirror.
-    (apt-get install -y -qq dataset-fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }) \
-      || echo "apt could not install dataset-fashion-mnist; t2i will download the data"
+  local need=()
+  # Debian's copy of the dataset (without it t2i downloads from the official mirror), and WordNet,
+  # the dictionary prompts' unknown words are read in (without it only t2i's supplement is).
+  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+  [ -f /usr/share/wordnet/data.noun ] || need+=(wordnet-base)
+  if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -qq "${need[@]}" || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }) \
+      || echo "apt could not install ${need[*]}; t2i will download the data and read prompts without WordNet"
   fi
   # Pin torch first: left to resolve freely, pip may pull a multi-GB build other than the one wanted.
   python3 -m pip install -q torch==2.13.0

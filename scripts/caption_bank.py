@@ -180,7 +180,8 @@ def facet_captions(name: str, base: list[str], rng: random.Random) -> list[str]:
              *(f"for {x}" for x in [*times, *uses]), *(f"worn {w}" for w in worn)]]
     caps += [named(f"{m} {n}", "{a} {name}") for m in materials for n in base]
     caps += [f"something worn {w}, with {f}" for w in worn for f in features]
-    caps += [f"something {w} for {u}" for w in ("to wear", "you wear", "worn") for u in uses if w == "worn" or u != "everyday wear"]
+    verbs = ("to carry", "you carry", "carried") if name == "Bag" else ("to wear", "you wear", "worn")
+    caps += [f"something {w} for {u}" for w in verbs for u in uses if w == verbs[2] or u != "everyday wear"]
     return rng.sample(caps, min(FACET_CAPTIONS, len(caps)))
 
 

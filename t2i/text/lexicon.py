@@ -14,16 +14,21 @@ replaced by the nearest words the captions use:
   whose rewritten prompt it puts nearest the prompt as typed: its own loose idea of the word
   decides between the dictionary's meanings.
 Which words: those the captions never use (in any inflection WordNet knows: "sneakers" is
-"sneaker"), three letters or longer, and either in the supplement or not one token of the
-encoder: a word the encoder has whole ("christmas", "scarf") it knows, and rewriting it by a
-hypernym ("christmas" -> "season") loses more than it gains.
+"sneaker"), three letters or longer. A supplement word, or one the encoder splits into pieces,
+is always read. A word the encoder has whole it knows, and rewriting it by a hypernym
+("christmas" -> "season") or a relative ("walk" -> "walking") loses more than it gains: it is
+read only where it is the prompt's head word (what the prompt asks for: "kitty" in "a kitty
+with a hat") and the encoder agrees with the dictionary, the cosine of the word and its
+reading, each alone, at least `AGREEMENT` (MiniLM: "kitty" and "cat" 0.84, "puppy" and "dog"
+0.80; "christmas" and "season" 0.55, "reindeer" and "deer" 0.59, "violet" and "purple" 0.59).
 
 A class-labelled model draws only its classes. Where the word that says what a prompt is (the
 last word before its first modifier: "hat" in "a wool hat for winter") reads only as a caption
-word that several classes share ("hat" -> headdress -> "wear"), the prompt asks for a kind of
-thing that none of the classes is: the word is not rewritten, and its reading says so ("hat: a
-kind of wear, none of this model's classes"); the model then draws the prompt's nearest class,
-as `--explain` shows.
+word that several classes share ("hat" -> headdress -> "wear"), and none of its own kinds is a
+caption word either (a fedora, a bowler: "outerwear" has "gown" among its kinds, so it is a
+word for some of the classes), the prompt asks for a kind of thing that none of the classes is:
+the word is not rewritten, and its reading says so ("hat: a kind of wear that no class's
+captions name"); the model then draws the prompt's nearest class, as `--explain` shows.
 What the dictionary cannot read is left to spelling (spelling.py: "jaket" -> "jacket"). Without
 WordNet installed only the supplement is used, and `Reader.missing` says so.
 """
@@ -42,16 +47,23 @@ from .wordnet import HYPERNYM, Synset, WordNet, load_wordnet
 
 MAX_DEPTH = 2  # hypernym levels climbed from a sense: "pussycat" -> "house cat" -> "cat"
 MAX_READINGS = 8  # candidate readings of one word compared by the encoder
+AGREEMENT = 0.7  # the encoder's cosine of a whole word and its reading that lets it be read
 SHARED = 0.5  # a caption word no class holds more than this share of is shared: no class is one
 TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
 # Where an English noun phrase's modifiers begin: "a smart shirt | for a wedding".
 MODIFIER = re.compile(r"\b(?:for|with|to|that|which|from|in|on|at|made|you|when|without|by|while|so)\b", re.I)
 
 
+# Words that stand for a thing without naming it: "something cosy" names nothing.
+PRONOUNS = {"something", "anything", "what", "one", "thing", "things"}
+
+
 def head_word(prompt: str) -> Optional[str]:
-    """The last word before the prompt's first modifier: what the prompt says it is."""
-    words = TOKEN.findall(MODIFIER.split(prompt, maxsplit=1)[0])
-    return words[-1].lower() if words else None
+    """The last word before the prompt's first modifier: what the prompt says it is (None where
+    that part begins with a pronoun: "something cosy | to pull over your head")."""
+    words = [w.lower() for w in TOKEN.findall(MODIFIER.split(prompt, maxsplit=1)[0])]
+    words = [w for w in words if w not in ("a", "an", "the")]
+    return words[-1] if words and words[0] not in PRONOUNS else None
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +76,7 @@ def supplement() -> dict[str, str]:
 class WordReading:
     """How one unknown word was read: `read_as` replaces `word` in the prompt ("" where nothing
     does: a kind of thing no class is); `how`: "another word for", "a kind of", "means", or
-    "a kind of X, none of this model's classes"; `gloss`: the dictionary's definition."""
+    "a kind of X that no class's captions name"; `gloss`: the dictionary's definition."""
     word: str
     read_as: str
     how: str
@@ -84,6 +96,17 @@ def plural(phrase: str) -> str:
     if phrase.endswith("y") and phrase[-2:-1] not in "aeiou":
         return phrase[:-1] + "ies"
     return phrase if phrase.endswith("s") else phrase + "s"
+
+
+def rewrite(prompt: str, word: str, read_as: str) -> str:
+    """The prompt with `word` replaced by `read_as`, an article before it fitted ("an anorak" ->
+    "a parka")."""
+    def swap(m: re.Match) -> str:
+        if not m.group(1):
+            return read_as
+        article = "an" if read_as[:1].lower() in "aeiou" else "a"
+        return (article.capitalize() if m.group(1)[0].isupper() else article) + " " + read_as
+    return re.sub(rf"\b(?:(an?|An?) )?{re.escape(word)}\b", swap, prompt)
 
 
 class Reader:
@@ -157,6 +180,13 @@ class Reader:
                     out.append((*reading, form != word))
         return list({c[0]: c for c in out}.values())[:MAX_READINGS]
 
+    def _has_kinds_said(self, word: str) -> bool:
+        """Whether a kind of the word (a hyponym, `MAX_DEPTH` + 1 levels down) is a caption word
+        that is not shared: the word then names a group that holds some of the classes."""
+        senses = [s for form in self.wordnet.base_forms(word) for s in self.wordnet.senses(form)] if self.wordnet else []
+        kinds = [lemma for s in senses for h in self.wordnet.hyponyms(s, MAX_DEPTH + 1) for lemma in h.lemmas]
+        return any(self._said(k) and k.lower().split()[-1] not in self.shared for k in kinds)
+
     def _caption_word(self, word: str) -> str:
         """A word of a supplement meaning as the captions say it: itself if they use it, else its
         first WordNet reading."""
@@ -176,18 +206,22 @@ class Reader:
         found = self.candidates(word.lower())
         usable = [c for c in found if c[0].split()[-1] not in self.shared]
         if not usable:
-            if found and word.lower() == head_word(prompt):
-                return WordReading(word, "", f"a kind of {found[0][0]}, none of this model's classes", found[0][2])
+            if found and word.lower() == head_word(prompt) and not self._has_kinds_said(word.lower()):
+                return WordReading(word, "", f"a kind of {found[0][0]} that no class's captions name", found[0][2])
             return None
         if word.lower() in supplement() or word.lower().rstrip("s") in supplement() or not self.one_token(word.lower()):
             return self._pick(word, prompt, usable)
+        if self.closeness and word.lower() == head_word(prompt):  # a whole word: what is asked for, agreed
+            agree = self.closeness([word.lower()] * len(usable), [c[0] for c in usable])
+            agreed = [c for c, a in zip(usable, agree) if a >= AGREEMENT]
+            return self._pick(word, prompt, agreed) if agreed else None
         return None
 
     def _pick(self, word: str, prompt: str, found: list[tuple[str, str, str, bool]]) -> WordReading:
         texts = [plural(w) if was_plural else w for w, _, _, was_plural in found]
         best = 0
         if len(found) > 1 and self.closeness:
-            rewritten = [re.sub(rf"\b{re.escape(word)}\b", t, prompt) for t in texts]
+            rewritten = [rewrite(prompt, word, t) for t in texts]
             scores = self.closeness([prompt] * len(rewritten), rewritten)
             best = max(range(len(found)), key=lambda i: scores[i])
         return WordReading(word, texts[best], found[best][1], found[best][2])
@@ -196,5 +230,5 @@ class Reader:
         readings = [r for w in dict.fromkeys(TOKEN.findall(prompt)) if (r := self.word(w, prompt))]
         for r in readings:
             if r.read_as:
-                prompt = re.sub(rf"\b{re.escape(r.word)}\b", r.read_as, prompt)
+                prompt = rewrite(prompt, r.word, r.read_as)
         return prompt, readings

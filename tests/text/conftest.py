@@ -41,6 +41,7 @@ TINY = {
     7: (["kitty", "kitty-cat", "puss"], [6], "informal terms for a domestic cat"),
     8: (["hat"], [1], "headdress that protects the head"),
     9: (["goose"], [], "a web-footed bird"),
+    10: (["bowler", "derby hat"], [8], "a felt hat that is round and hard with a narrow brim"),
 }
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from t2i.text.captions import FASHION_MNIST, PHOTO_TEMPLATES, caption  # noqa: E402
 from t2i.text.lexicon import supplement  # noqa: E402
-from t2i.text.wordnet import HYPERNYM, PART_MERONYM, WordNet  # noqa: E402
+from t2i.text.wordnet import HYPERNYM, PART_MERONYM, WordNet, licence  # noqa: E402
 
 OUT = ROOT / "t2i" / "assets" / "fashion-mnist-captions.json"
 
@@ -246,7 +246,7 @@ def main() -> None:
     about = ("Caption bank of Fashion-MNIST (data.captions=bank), made by scripts/caption_bank.py "
              "from WordNet 3.0 (Debian wordnet-base), t2i's supplement to it (t2i/assets/lexicon.json) "
              "and t2i's caption templates. Regenerate with: python scripts/caption_bank.py")
-    OUT.write_text(json.dumps({"about": about, "classes": bank}, indent=1) + "\n")
+    OUT.write_text(json.dumps({"about": about, "wordnet_licence": licence(), "classes": bank}, indent=1) + "\n")
     print(f"{OUT}: {sum(map(len, bank.values()))} captions: " + ", ".join(f"{n} {len(c)}" for n, c in bank.items()))
 
 

@@ -48,6 +48,15 @@ def _lines(path: Path):
     return (line for line in path.read_text(encoding="latin-1").splitlines() if not line.startswith(" "))
 
 
+def licence(root: Optional[Path] = None) -> str:
+    """WordNet's licence and copyright notice, as its files carry it (what a copy of data made
+    from WordNet must carry too)."""
+    root = root or wordnet_root() or WORDNET
+    lines = (root / "data.noun").read_text(encoding="latin-1").splitlines()
+    header = [line.strip().split(" ", 1) for line in lines if line.startswith("  ")]
+    return " ".join(part[1].strip() for part in header if len(part) == 2 and part[1].strip())
+
+
 class WordNet:
     """WordNet's nouns. `senses(word)` in WordNet's order (most frequent first)."""
 

@@ -27,11 +27,13 @@ t2i/
     unet.py          the U-Net: diffusers' UNet2DConditionModel behind the same call
   text/            prompts to tokens, and reading a free-text prompt
     prompts.py       what a prompt may be: text, bounded, no control or bidi characters
+    wordnet.py       WordNet 3.0's nouns: synsets, lemmas, glosses, hypernyms, base forms
+    lexicon.py       the dictionary: a prompt's unknown words read in WordNet and t2i's supplement
     captions.py      class names, synonyms, templates, caption banks of labelled datasets
     caption_table.py a finite caption set's encoder outputs, encoded once, looked up per batch
     spelling.py      did-you-mean for prompts against the training captions' words
     encoders.py      ENCODERS: none, onehot, learned, pretrained (transformers); null condition
-    retrieval.py     grounding: the training captions nearest a prompt (spelled, head phrase)
+    retrieval.py     grounding: the training captions nearest a prompt (read, spelled, head phrase)
   data/            DATASETS: images with a label or captions, loaded or drawn
     base.py          ImageDataset (uint8 images + a label or captions each), EpochSampler
     filenames.py     captions from file and folder names (clip-art folders)

@@ -53,5 +53,7 @@ def test_a_grounded_report_says_how_prompts_were_read(debug_config, tiny_text_mo
     pipe = Pipeline(config, build_networks(config, (1, 28, 28)), "cpu", "fp32")
     reference = Reference(20, reference_images=100)
     grounded = evaluate_pipeline(pipe, reference, n_per_class=2, steps=1, retrieve=2)["protocol"]
-    assert grounded["retrieve"] == 2 and grounded["reading"] == "spelled, head phrases"
+    assert grounded["retrieve"] == 2 and grounded["reading"] == "dictionary, spelled, head phrases"
+    as_typed = evaluate_pipeline(pipe, reference, n_per_class=2, steps=1, retrieve=2, dictionary=False)["protocol"]
+    assert as_typed["reading"] == "spelled, head phrases" and as_typed["dictionary"] is False
     assert "reading" not in evaluate_pipeline(pipe, reference, n_per_class=2, steps=1)["protocol"]

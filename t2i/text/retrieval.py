@@ -38,7 +38,7 @@ from torch import nn
 
 from .captions import Classes
 from .encoders import PretrainedTextEncoder, TextEncoder
-from .lexicon import MODIFIER, Reader, WordReading
+from .lexicon import MODIFIER, Reader, WordReading, head_word
 from .spelling import WORD, Speller
 
 
@@ -66,13 +66,13 @@ VAGUE = {"a", "an", "the", "some", "something", "anything", "what", "one", "pair
 
 def head_phrase(prompt: str, knows: Callable[[str], bool]) -> Optional[str]:
     """The prompt's words before its first modifier, if it has modifiers and those words name
-    something (not "something", "a pair of") and are all words `knows` (a typo left in the
-    head would be all the head says); else None."""
+    something (not "something", "a pair of", nor a pronoun and its adjective: "something light")
+    and are all words `knows` (a typo left in the head would be all the head says); else None."""
     head = MODIFIER.split(prompt, maxsplit=1)[0].strip()
     words = [w.lower() for w in WORD.findall(head)]
     if head == prompt.strip() or not set(words) - VAGUE or not all(knows(w) for w in words):
         return None
-    return head
+    return head if head_word(prompt) else None
 
 
 def one_token(tokenizer):

@@ -76,6 +76,7 @@ def test_a_misspelt_caption_grounds_like_the_caption(text_pipe, word_bert):
     ("a pair of trainers for the gym", "a pair of trainers"),
     ("a photo of a sneaker", None),  # no modifier: the whole prompt is the head
     ("something to wear on your feet", None),  # says nothing about what the thing is
+    ("something light to wear on a hot day", None),  # a pronoun and its adjective name nothing
     ("a pair of with straps", None),
     ("a qwxz coat for winter", None),  # a word it does not know: the head would be a guess
 ])

@@ -110,13 +110,13 @@ class Pipeline:
         on disk): for grounding (`retrieve`) and `t2i sample --explain`."""
         if self._captions is None:
             self._captions = CaptionIndex(self.networks["text"], self.classes,
-                                          cache_root(self.config.data) / "text")
+                                          cache_root(self.config.data) / "text", self.reader())
         return self._captions
 
     def reader(self) -> Optional[Reader]:
         """How this model reads the words its training captions never use (text/lexicon.py), or
         None where its captions are not known (a captioned folder) or its encoder is not
-        pretrained. Grounding reads with the caption index's own reader."""
+        pretrained. The caption index (grounding) reads with this one."""
         if self._reader is None:
             text, known = self.networks["text"], None
             if isinstance(text, PretrainedTextEncoder):
@@ -218,9 +218,8 @@ class Pipeline:
         `dictionary`: its unknown words read in the dictionary first (lexicon.py)."""
         text = self.networks["text"]
         if retrieve:
-            index = self.caption_index()
-            index.dictionary = dictionary
-            tokens, mask = index.ground(prompts, retrieve, self.config.sample.retrieve_temperature)
+            tokens, mask = self.caption_index().ground(prompts, retrieve, self.config.sample.retrieve_temperature,
+                                                       dictionary)
         else:
             if dictionary and (reader := self.reader()):
                 prompts = [reader(p)[0] for p in prompts]

@@ -70,8 +70,7 @@ class Explainer:
             read = [self.reader(p) if self.dictionary else (p, []) for p in prompts]
             return [Explanation(p, text, None, words, [], []) for p, (text, words) in zip(prompts, read)]
         index, out = self.index, []
-        index.dictionary = self.dictionary
-        for prompt, row in zip(prompts, index.similarities(prompts)):
+        for prompt, row in zip(prompts, index.similarities(prompts, self.dictionary)):
             top = row.topk(min(k, len(row)))
             nearest = [(index.captions[i], self.names[index.labels[i]], float(s))
                        for s, i in zip(top.values, top.indices)]
@@ -79,5 +78,5 @@ class Explainer:
             for label, s in zip(index.labels.tolist(), row.tolist()):
                 best[self.names[label]] = max(best.get(self.names[label], -1.0), s)
             classes = sorted(best.items(), key=lambda kv: -kv[1])
-            out.append(Explanation(prompt, *index.read(prompt), nearest, classes))
+            out.append(Explanation(prompt, *index.read(prompt, self.dictionary), nearest, classes))
         return out

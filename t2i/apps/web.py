@@ -181,7 +181,7 @@ class Demo:
                     [request.prompt], steps=request.steps, cfg=request.cfg, seed=request.seed,
                     sampler=request.sampler, num_per_prompt=request.images, callback=callback,
                     clip_x0=self.initial["clip_x0"], cfg_interval=self.initial.get("cfg_interval"),
-                    retrieve=self.initial["retrieve"], dictionary=self.initial.get("dictionary"))))
+                    retrieve=self.initial["retrieve"], dictionary=self.initial["dictionary"])))
             except Exception as e:  # reported to the user by the generator below
                 frames.put(e)
             frames.put(done)

@@ -144,7 +144,8 @@ def evaluate_pipeline(pipe: Pipeline, reference: Reference, n_per_class: int = 1
     return {
         "protocol": {"images": len(images), "n_per_class": n_per_class, **sampling,
                      # how grounded prompts were read before the lookup (retrieval.py)
-                     **({"reading": pipe.caption_index().reading()} if sampling["retrieve"] else {}),
+                     **({"reading": pipe.caption_index().reading(sampling["dictionary"])}
+                        if sampling["retrieve"] else {}),
                      "seed": seed, "prompts": prompts, "prompt_list": sets,
                      "reference": reference.reference,
                      "features": "t2i Fashion-MNIST classifier, penultimate layer (128-d)",

@@ -178,7 +178,10 @@ class Reader:
             for sense in self.wordnet.senses(form) if self.wordnet else []:
                 if reading := self._climb(sense):
                     out.append((*reading, form != word))
-        return list({c[0]: c for c in out}.values())[:MAX_READINGS]
+        first: dict[str, tuple[str, str, str, bool]] = {}
+        for c in out:  # one reading per wording, the first found (the supplement's before WordNet's)
+            first.setdefault(c[0], c)
+        return list(first.values())[:MAX_READINGS]
 
     def _has_kinds_said(self, word: str) -> bool:
         """Whether a kind of the word (a hyponym, `MAX_DEPTH` + 1 levels down) is a caption word
@@ -209,7 +212,7 @@ class Reader:
             if found and word.lower() == head_word(prompt) and not self._has_kinds_said(word.lower()):
                 return WordReading(word, "", f"a kind of {found[0][0]} that no class's captions name", found[0][2])
             return None
-        if word.lower() in supplement() or word.lower().rstrip("s") in supplement() or not self.one_token(word.lower()):
+        if any(how == "means" for _, how, _, _ in found) or not self.one_token(word.lower()):
             return self._pick(word, prompt, usable)
         if self.closeness and word.lower() == head_word(prompt):  # a whole word: what is asked for, agreed
             agree = self.closeness([word.lower()] * len(usable), [c[0] for c in usable])

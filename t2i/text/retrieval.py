@@ -94,13 +94,16 @@ class CaptionIndex:
     """A labelled dataset's training captions, each with its class and its sentence embedding
     (computed once, `precompute`d into the encoder's caption table and cached on disk).
     Set `dictionary`, `spelling` or `heads` False (on an index, or here for every index) to look
-    prompts up without a dictionary, as typed, or as wholes."""
+    prompts up without a dictionary, as typed, or as wholes; a call's `dictionary` argument
+    overrides the first for that call. `reader`: the dictionary reading of these captions where
+    the caller has one (the pipeline's), else one is made."""
 
     dictionary = True  # unknown words are read in WordNet and t2i's supplement first (lexicon.py)
     spelling = True  # prompts are spelled against the captions' words before the lookup (`read`)
     heads = True  # a prompt's head phrase counts as much as the whole prompt (module doc)
 
-    def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None):
+    def __init__(self, text: TextEncoder, classes: Optional[Classes], cache: Optional[Path] = None,
+                 reader: Optional[Reader] = None):
         if problem := index_problem(text, classes):
             raise ValueError(f"the nearest training captions need {problem}")
         self.text, self.classes = text, classes
@@ -110,26 +113,29 @@ class CaptionIndex:
         text.precompute(classes.all_captions(), cache)
         self.embeddings = text.sentence_embeddings(self.captions)  # [N, D], unit length
         self.speller = Speller(self.captions, one_token(text.tokenizer))
-        self.reader = Reader(self.captions, self.labels.tolist(), one_token(text.tokenizer), closeness(text))
+        self.reader = reader or Reader(self.captions, self.labels.tolist(), one_token(text.tokenizer), closeness(text))
 
-    def read(self, prompt: str) -> tuple[str, Optional[str], list[WordReading]]:
+    def read(self, prompt: str, dictionary: Optional[bool] = None) -> tuple[str, Optional[str], list[WordReading]]:
         """The prompt as it is looked up (its unknown words read in the dictionary, lexicon.py,
-        then its misspelt words corrected, spelling.py), its head phrase (None: the whole prompt
-        alone) and how its unknown words were read."""
-        looked_up, words = self.reader(prompt) if self.dictionary else (prompt, [])
+        unless `dictionary` (default: the index's) is False, then its misspelt words corrected,
+        spelling.py), its head phrase (None: the whole prompt alone) and how its unknown words
+        were read."""
+        use = self.dictionary if dictionary is None else dictionary
+        looked_up, words = self.reader(prompt) if use else (prompt, [])
         spelled = self.speller(looked_up) if self.spelling else looked_up
         return spelled, head_phrase(spelled, self.speller.knows) if self.heads else None, words
 
-    def reading(self) -> str:
+    def reading(self, dictionary: Optional[bool] = None) -> str:
         """How prompts are read before they are looked up, as reports record it."""
-        parts = ((["dictionary"] if self.dictionary else []) + (["spelled"] if self.spelling else [])
+        use = self.dictionary if dictionary is None else dictionary
+        parts = ((["dictionary"] if use else []) + (["spelled"] if self.spelling else [])
                  + (["head phrases"] if self.heads else []))
         return ", ".join(parts) or "as typed"
 
-    def similarities(self, prompts: list[str]) -> torch.Tensor:
+    def similarities(self, prompts: list[str], dictionary: Optional[bool] = None) -> torch.Tensor:
         """[P, N]: each prompt's similarity to each training caption: the cosine of the prompt as
         `read`, averaged with its head phrase's where it has one."""
-        read = [self.read(p) for p in prompts]
+        read = [self.read(p, dictionary) for p in prompts]
         sims = self.text.sentence_embeddings([spelled for spelled, _, _ in read]) @ self.embeddings.T
         rows = [i for i, (_, head, _) in enumerate(read) if head]
         if rows:
@@ -137,12 +143,13 @@ class CaptionIndex:
             sims[rows] = (sims[rows] + heads) / 2
         return sims
 
-    def ground(self, prompts: list[str], k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def ground(self, prompts: list[str], k: int, temperature: float,
+               dictionary: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The condition (tokens [P, 1, D], mask [P, 1]) of each prompt grounded on its k nearest
-        training captions (see the module doc)."""
+        training captions (see the module doc), read with or without the dictionary (`read`)."""
         if problem := grounding_problem(self.text, self.classes):
             raise ValueError(f"grounding prompts on the training captions (sample.retrieve) needs {problem}")
-        top = self.similarities(prompts).topk(min(k, len(self.captions)), dim=1)
+        top = self.similarities(prompts, dictionary).topk(min(k, len(self.captions)), dim=1)
         weights = torch.softmax(top.values / temperature, dim=1)
         mixed = (weights[..., None] * self.embeddings[top.indices]).sum(1)
         return self.text.sentence_tokens(nn.functional.normalize(mixed, dim=-1))

@@ -72,7 +72,8 @@ def row(label: str, reports: list[dict]) -> str:
     p = reports[0]["protocol"]
     cells = [label, str(len(reports)), med([r["steps"] for r in runs], "{:.0f}"),
              med([r["train_img_per_s"] for r in runs], "{:.0f}"),
-             f"{p['sampler']} {p['steps']}, CFG {p['cfg']:g}"]
+             f"{p['sampler']} {p['steps']}, CFG {p['cfg']:g}"
+             + (f", shift {p['shift']:g}" if p.get("shift", 1.0) != 1.0 else "")]
     cells += [med([r[k] for r in reports], "{:.2f}") for k in HEADLINE]
     return "| " + " | ".join(cells) + " |"
 

@@ -50,6 +50,10 @@ class ModelConfig(Section):
     # dit: add a fixed sin-cos embedding of each text token's place in the prompt, so that
     # cross-attention can tell "the first noun" from "the second" without the encoder's help
     text_positions: bool = False
+    # dit: how the image reads the text tokens: "cross" (cross-attention after self-attention,
+    # PixArt-alpha) or "joint" (one self-attention over image and text tokens together, whose
+    # MLP refines the text too, as SD3's MMDiT and U-ViT: a word can see the image it shapes)
+    text_attention: str = "cross"
     unet_channels: str = "32,64,64"  # unet: channels per level; each level after the first halves H, W
     layers_per_block: int = 1  # unet: ResNet blocks per level
 
@@ -60,6 +64,9 @@ class ModelConfig(Section):
                   "an integer >= 0 (0: width // 64) that divides model.width"),
         "mlp_ratio": ((lambda v, c: 0 < v <= 64), "a number in (0, 64]"), "patch_size": from_to(1, 256),
         "attention": choice(("linear", "softmax")), "unet_channels": INT_LIST,
+        "text_attention": ((lambda v, c: v == "cross" or (v == "joint" and c.attention == "softmax"
+                                                         and not c.text_stream)),
+                           "'cross', or 'joint' with model.attention=softmax and no model.text_stream"),
         "layers_per_block": at_least(1),
     }
 
@@ -288,6 +295,10 @@ class SampleConfig(Section):
     # (eps models). The Fashion-MNIST x0 design steps noise levels 0.99 -> 0.01: t 0.01 -> 0.99.
     t_start: float = 0.0
     t_end: float = 1.0
+    # Steps moved toward the noise (SD3's time shift, flow/paths.py shift_time): 1 = the
+    # sampler's own grid; 3 puts half of the steps below t = 0.25. For pictures decided early:
+    # the layout of shapes on white is readable under much noise, so it is drawn near t = 0.
+    shift: float = 1.0
     # Ground each prompt on its `retrieve` nearest training captions (0 = off): condition on the
     # average of their sentence embeddings, weighted by softmax(similarity / retrieve_temperature),
     # instead of the prompt's own (retrieval.py: the prompt is spelled first, and its head phrase
@@ -306,7 +317,7 @@ class SampleConfig(Section):
     rules = {"steps": at_least(1), "cfg": at_least(0, "a number"),
              "sampler": choice(SAMPLER_NAMES), "cfg_start": between(0, 1),
              "cfg_end": ((lambda v, c: c.cfg_start <= v <= 1), "a number in [sample.cfg_start, 1]"),
-             "t_start": between(0, 1),
+             "t_start": between(0, 1), "shift": POSITIVE,
              "t_end": ((lambda v, c: c.t_start < v <= 1), "a number in (sample.t_start, 1]"),
              "retrieve": at_least(0), "retrieve_temperature": POSITIVE}
 

@@ -146,7 +146,8 @@ class Pipeline:
     def sampling(self, steps: Optional[int] = None, cfg: Optional[float] = None,
                  sampler: Optional[str] = None, clip_x0: Optional[bool] = None,
                  cfg_interval: Optional[tuple[float, float]] = None,
-                 retrieve: Optional[int] = None, dictionary: Optional[bool] = None) -> dict:
+                 retrieve: Optional[int] = None, dictionary: Optional[bool] = None,
+                 shift: Optional[float] = None) -> dict:
         """The sampling settings a call would use, checked (the guidance interval is checked by
         `guidance`): each None is the checkpoint's own `sample` config. Reports record this, so
         they say how their images were made."""
@@ -156,9 +157,12 @@ class Pipeline:
                    cfg_interval=(s.cfg_start, s.cfg_end) if cfg_interval is None
                    else tuple(float(v) for v in cfg_interval),
                    retrieve=s.retrieve if retrieve is None else retrieve,
-                   dictionary=s.dictionary if dictionary is None else bool(dictionary))
+                   dictionary=s.dictionary if dictionary is None else bool(dictionary),
+                   shift=s.shift if shift is None else float(shift))
         if not isinstance(out["steps"], int) or out["steps"] < 1:
             raise ValueError(f"steps must be an integer >= 1, got {out['steps']!r}")
+        if not math.isfinite(out["shift"]) or out["shift"] <= 0:
+            raise ValueError(f"the time shift must be a finite number > 0, got {out['shift']!r}")
         if not math.isfinite(out["cfg"]) or out["cfg"] < 0:
             raise ValueError(f"the guidance scale must be a finite number >= 0, got {out['cfg']!r}")
         if out["clip_x0"] and self.config.latent:
@@ -179,20 +183,21 @@ class Pipeline:
                  seed: int = 0, sampler: Optional[str] = None, num_per_prompt: int = 1,
                  callback: Optional[Callback] = None, clip_x0: Optional[bool] = None,
                  cfg_interval: Optional[tuple[float, float]] = None,
-                 retrieve: Optional[int] = None, dictionary: Optional[bool] = None) -> torch.Tensor:
+                 retrieve: Optional[int] = None, dictionary: Optional[bool] = None,
+                 shift: Optional[float] = None) -> torch.Tensor:
         """Images for each prompt, [len(prompts) * num_per_prompt, C, H, W] in [0, 1], grouped by
         prompt. Defaults for steps, cfg, sampler, clip_x0 (clamp the predicted clean image to
         [-1, 1] each step; pixel space only), cfg_interval (the times (start, end) at which
         guidance applies), retrieve (ground each prompt on that many nearest training captions;
-        0 = off) and dictionary (read words the captions never use in WordNet first) come from
-        the checkpoint's config (`sampling`). The callback sees
+        0 = off), dictionary (read words the captions never use in WordNet first) and shift
+        (steps moved toward the noise, 1 = none) come from the checkpoint's config (`sampling`). The callback sees
         the states in the backbone's space (pixels in [-1, 1], or latents): pass them to `decode`
         to see them as images. Prompts pass `text.prompts.clean_prompt` first (bounded length,
         no control or bidi characters)."""
         if isinstance(prompts, str):
             prompts = [prompts]
         prompts = [clean_prompt(p) for p in prompts]
-        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval, retrieve, dictionary)
+        s = self.sampling(steps, cfg, sampler, clip_x0, cfg_interval, retrieve, dictionary, shift)
         if num_per_prompt < 1:
             raise ValueError(f"num_per_prompt must be >= 1, got {num_per_prompt}")
         if not prompts:
@@ -205,7 +210,7 @@ class Pipeline:
             velocity = clamp_clean_image(velocity)
         x = get_sampler(s["sampler"])(velocity, x, s["steps"], callback,
                                       t_start=max(self.objective.t_start, self.config.sample.t_start),
-                                      t_end=self.config.sample.t_end,
+                                      t_end=self.config.sample.t_end, shift=s["shift"],
                                       generator=torch.Generator().manual_seed(seed))
         return self.decode(x)
 

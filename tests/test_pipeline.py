@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -64,7 +66,6 @@ def test_clip_x0_is_a_call_argument_not_a_config_edit(pipe):
 
 
 def test_guidance_interval_from_the_config_or_the_call(pipe):
-    import dataclasses
     full = pipe(["a bag"], steps=4, cfg=3.0, seed=1)
     none = pipe(["a bag"], steps=4, cfg=3.0, seed=1, cfg_interval=(0.0, 0.0))
     torch.testing.assert_close(none, pipe(["a bag"], steps=4, cfg=1.0, seed=1))  # never guided
@@ -77,6 +78,18 @@ def test_guidance_interval_from_the_config_or_the_call(pipe):
     assert own.sampling(cfg=3.0)["cfg_interval"] == (0.5, 1.0)
     with pytest.raises(ValueError, match="interval"):
         pipe(["a bag"], steps=2, cfg_interval=(0.9, 0.1))
+
+
+def test_a_time_shift_changes_the_steps_and_comes_from_the_checkpoint(pipe):
+    plain = pipe(["a bag"], steps=4, cfg=3.0, seed=1)
+    shifted = pipe(["a bag"], steps=4, cfg=3.0, seed=1, shift=3.0)
+    assert not torch.allclose(plain, shifted)
+    config = dataclasses.replace(pipe.config, sample=dataclasses.replace(pipe.config.sample, shift=3.0))
+    own = Pipeline(config, pipe.networks, "cpu", "fp32")
+    assert own.sampling()["shift"] == 3.0 and pipe.sampling()["shift"] == 1.0
+    torch.testing.assert_close(own(["a bag"], steps=4, cfg=3.0, seed=1), shifted)
+    with pytest.raises(ValueError, match="shift"):
+        pipe(["a bag"], steps=2, shift=0.0)
 
 
 def test_guided_condition_is_padded_to_the_null_length(pipe):

@@ -118,8 +118,9 @@ class Demo:
     def __init__(self, pipe: Pipeline, limits: Limits = Limits(), sampling: Optional[dict] = None):
         self.pipe = pipe
         self.limits = limits
-        # The app's initial steps / cfg / sampler / seed, and clip_x0, cfg_interval and retrieve
-        # for every request; a None (or a missing key) means the checkpoint's own setting.
+        # The app's initial steps / cfg / sampler / seed, and clip_x0, cfg_interval, retrieve,
+        # dictionary and shift for every request; a None (or a missing key) means the
+        # checkpoint's own setting.
         sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
         self.initial = {**dataclasses.asdict(pipe.config.sample), "seed": 0, **sampling}
         self._explainer: Optional[Explainer] = None
@@ -181,7 +182,8 @@ class Demo:
                     [request.prompt], steps=request.steps, cfg=request.cfg, seed=request.seed,
                     sampler=request.sampler, num_per_prompt=request.images, callback=callback,
                     clip_x0=self.initial["clip_x0"], cfg_interval=self.initial.get("cfg_interval"),
-                    retrieve=self.initial["retrieve"], dictionary=self.initial["dictionary"])))
+                    retrieve=self.initial["retrieve"], dictionary=self.initial["dictionary"],
+                    shift=self.initial["shift"])))
             except Exception as e:  # reported to the user by the generator below
                 frames.put(e)
             frames.put(done)

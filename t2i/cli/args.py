@@ -55,6 +55,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
                    help="guide only while START <= t < END (t = 0 noise, 1 data), e.g. 0.2,0.9: "
                         "guidance near pure noise makes a prompt's samples all alike "
                         f"(default: {own})")
+    p.add_argument("--shift", type=float, default=None, metavar="S",
+                   help="move the sampling steps toward the noise by S (SD3's time shift; 1 = "
+                        "none, 3 = half the steps below t = 0.25): for pictures whose layout is "
+                        f"decided early, such as shapes (default: {own})")
     p.add_argument("--retrieve", type=int, default=None, metavar="K",
                    help="ground each prompt on its K nearest training captions (0 = off): unseen "
                         "phrasings draw what the text encoder says they are closest to; needs "
@@ -73,7 +77,7 @@ def sampling_kwargs(args) -> dict:
     """The shared sampling flags as `Pipeline.__call__` keywords."""
     return dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed,
                 clip_x0=args.clip_x0, cfg_interval=args.cfg_interval, retrieve=args.retrieve,
-                dictionary=args.dictionary)
+                dictionary=args.dictionary, shift=args.shift)
 
 
 def interval(text: str) -> tuple[float, float]:

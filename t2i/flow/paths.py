@@ -66,15 +66,31 @@ def cosine_t(s):
 TIME_SPACINGS = ("cosine", "uniform")
 
 
+def shift_time(t, shift: float):
+    """t moved toward the noise by `shift` (SD3's resolution shift, Esser et al. 2024): the noise
+    level 1 - t becomes shift (1 - t) / (1 + (shift - 1)(1 - t)); 0 and 1 stay put, 1 is no
+    shift. Images of large flat regions (shapes on white) keep their layout readable under much
+    noise, so what they show is decided close to t = 0: a shift > 1 spends the steps there."""
+    return t / (t + shift * (1 - t))
+
+
 def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0,
-              t_end: float = 1.0) -> list[float]:
+              t_end: float = 1.0, shift: float = 1.0) -> list[float]:
     """steps + 1 times from t_start to t_end: uniform in t, or uniform in the noise level of the
     cosine schedule, as DDPM and DDIM step (in t, steps are then a little longer at both ends
-    than mid-way)."""
+    than mid-way); then, with `shift` != 1, each time's place between t_start and t_end moved
+    toward the noise by `shift_time` (the ends stay)."""
+    if shift <= 0:
+        raise ValueError(f"shift must be > 0, got {shift}")
     if spacing == "uniform":
-        return torch.linspace(t_start, t_end, steps + 1).tolist()
-    if spacing == "cosine":
+        grid = torch.linspace(t_start, t_end, steps + 1).tolist()
+    elif spacing == "cosine":
         def level(t):  # the cosine schedule's noise level at time t
             return 2 / math.pi * math.atan2(1 - t, t)
-        return [cosine_t(s) for s in torch.linspace(level(t_start), level(t_end), steps + 1).tolist()]
-    raise ValueError(f"unknown time spacing {spacing!r}; one of {list(TIME_SPACINGS)}")
+        grid = [cosine_t(s) for s in torch.linspace(level(t_start), level(t_end), steps + 1).tolist()]
+    else:
+        raise ValueError(f"unknown time spacing {spacing!r}; one of {list(TIME_SPACINGS)}")
+    if shift == 1.0:
+        return grid
+    span = t_end - t_start
+    return [t_start + span * shift_time((t - t_start) / span, shift) for t in grid]

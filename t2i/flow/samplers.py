@@ -116,17 +116,18 @@ SAMPLERS = {"euler": (euler, "uniform"), "heun": (heun, "uniform"),
 
 
 def get_sampler(name: str):
-    """`solve(velocity, x, steps, callback=None, t_start=0.0, generator=None, t_end=1.0)` for a
-    sampler name. `t_start` > 0 starts just off pure noise (noise-prediction models cannot tell
-    the velocity at t = 0); `t_end` < 1 stops short of the data (with that much noise left)."""
+    """`solve(velocity, x, steps, callback=None, t_start=0.0, generator=None, t_end=1.0,
+    shift=1.0)` for a sampler name. `t_start` > 0 starts just off pure noise (noise-prediction
+    models cannot tell the velocity at t = 0); `t_end` < 1 stops short of the data (with that
+    much noise left); `shift` > 1 puts more of the steps near the noise (`paths.time_grid`)."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; one of {sorted(SAMPLERS)}")
     fn, spacing = SAMPLERS[name]
 
     def solve(velocity: Velocity, x: torch.Tensor, steps: int, callback: Optional[Callback] = None,
               t_start: float = 0.0, generator: Optional[torch.Generator] = None,
-              t_end: float = 1.0) -> torch.Tensor:
-        grid = time_grid(steps, spacing, t_start, t_end)
+              t_end: float = 1.0, shift: float = 1.0) -> torch.Tensor:
+        grid = time_grid(steps, spacing, t_start, t_end, shift)
         if fn is ddpm:
             return ddpm(velocity, x, steps, callback, grid, generator)
         return fn(velocity, x, steps, callback, grid)

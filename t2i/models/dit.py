@@ -132,7 +132,7 @@ class Attention(nn.Module):
             attn_mask = mask[:, None, None, :] if mask is not None else None  # (B, 1, 1, L)
         else:
             q, k, v = self.qkv(x).view(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
-            attn_mask = None
+            attn_mask = mask[:, None, None, :] if mask is not None else None  # joint: (B, 1, 1, N)
         if self.linear:
             out = linear_attention(q, k, v)
         else:
@@ -142,22 +142,31 @@ class Attention(nn.Module):
 
 class Block(nn.Module):
     """adaLN-Zero block: self-attention, cross-attention to text, MLP; each residual branch is
-    shifted/scaled by the conditioning and multiplied by a gate that starts at zero."""
+    shifted/scaled by the conditioning and multiplied by a gate that starts at zero. A `joint`
+    block has no cross-attention: the text tokens ride along with the image tokens (the caller
+    joins them), and `mask` then marks which of all the tokens self-attention may read."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, linear: bool = False):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, linear: bool = False,
+                 joint: bool = False):
         super().__init__()
+        self.joint = joint
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(dim, heads, linear=linear)
-        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.cross = Attention(dim, heads, cross=True)
+        if not joint:
+            self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+            self.cross = Attention(dim, heads, cross=True)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = MLP(dim, int(dim * mlp_ratio), dim, nn.GELU(approximate="tanh"))
-        self.ada = Modulation(dim, 9)
+        self.ada = Modulation(dim, 6 if joint else 9)
 
     def forward(self, x, c, context, mask):
-        (sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3) = self.ada(c).chunk(9, dim=-1)
-        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1))
-        x = x + g2[:, None] * self.cross(modulate(self.norm2(x), sh2, sc2), context, mask)
+        if self.joint:
+            (sh1, sc1, g1, sh3, sc3, g3) = self.ada(c).chunk(6, dim=-1)
+            x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), mask=mask)
+        else:
+            (sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3) = self.ada(c).chunk(9, dim=-1)
+            x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1))
+            x = x + g2[:, None] * self.cross(modulate(self.norm2(x), sh2, sc2), context, mask)
         x = x + g3[:, None] * self.mlp(modulate(self.norm3(x), sh3, sc3))
         return x
 
@@ -212,8 +221,9 @@ class DiT(nn.Module):
         self.text_pool = Modulation(D, 1) if cfg.pooled_text else None
         if cfg.attention not in ("softmax", "linear"):
             raise ValueError(f"unknown attention {cfg.attention!r}; one of ['linear', 'softmax']")
-        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear")
-                                    for _ in range(cfg.depth))
+        self.joint = cfg.text_attention == "joint"
+        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.attention == "linear",
+                                          self.joint) for _ in range(cfg.depth))
         self.text_blocks = (nn.ModuleList(TextMLP(D, cfg.mlp_ratio) for _ in range(cfg.depth))
                             if cfg.text_stream else None)
         self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
@@ -280,10 +290,15 @@ class DiT(nn.Module):
             c = c + self.h_embed(timestep_embedding(interval(t, s), self.t_freq).to(h.dtype))
         elif s is not None:
             raise ValueError("this backbone was built for one time; few-step objectives need two_times")
+        n = h.shape[1]
+        if self.joint:  # one sequence: the image tokens, then the text's; padding is never read
+            h = torch.cat([h, context], 1)
+            mask = torch.cat([mask.new_ones(len(mask), n), mask], 1)
         for i, block in enumerate(self.blocks):
             if self.text_blocks is not None:
                 context = self.text_blocks[i](context)
             h = block(h, c, context, mask)
+        h = h[:, :n]
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         h = self.out(modulate(self.final_norm(h), shift, scale))  # (B, N, C*p*p)
         return self.unpatchify(h)

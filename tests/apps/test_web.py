@@ -78,6 +78,14 @@ def test_stream_yields_intermediate_frames_then_the_final_grid(pipe):
     assert not np.array_equal(np.asarray(frames[0][0]), expected)
 
 
+def test_the_demo_samples_with_the_time_shift_it_is_given(pipe):
+    from t2i.apps.web import grid
+
+    *_, (image, _) = Demo(pipe, sampling={"shift": 3.0}).stream(Request("a bag", 3, 3.0, 0, "euler", 1, 3))
+    assert np.array_equal(np.asarray(image), np.asarray(grid(pipe(["a bag"], steps=3, cfg=3.0, seed=0, shift=3.0))))
+    assert not np.array_equal(np.asarray(image), np.asarray(grid(pipe(["a bag"], steps=3, cfg=3.0, seed=0))))
+
+
 def test_a_generation_stops_when_the_client_leaves(pipe, monkeypatch):
     import time
 

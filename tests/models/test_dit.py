@@ -141,6 +141,32 @@ def test_text_positions_tell_the_order_of_the_words(perturb):
         assert same != positions
 
 
+def test_joint_attention_reads_the_text_in_self_attention_and_ignores_padding(perturb):
+    model = DiT(dataclasses.replace(CFG, text_attention="joint", pooled_text=False), (1, 28, 28), text_dim=8)
+    assert not any(".cross." in k for k in model.state_dict())
+    assert model.num_params() < DiT(CFG, (1, 28, 28), text_dim=8).num_params()
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
+    assert torch.count_nonzero(model(x, t, tokens, mask)) == 0  # adaLN-Zero start, as ever
+    perturb(model)
+    out = model(x, t, tokens, mask)
+    assert out.shape == x.shape
+    garbage = tokens.clone()
+    garbage[~mask] = 100.0
+    torch.testing.assert_close(model(x, t, garbage, mask), out)
+    moved = tokens.clone()
+    moved[0, 1] += 1.0  # without pooled text, the words reach the image through attention alone
+    changed = model(x, t, moved, mask)
+    assert not torch.allclose(changed[0], out[0]) and torch.allclose(changed[1], out[1])
+
+
+def test_joint_attention_needs_softmax_attention_and_no_text_stream():
+    from t2i.fields import ConfigError
+    for bad in (dict(attention="linear"), dict(text_stream=True)):
+        with pytest.raises(ConfigError, match="joint"):
+            dataclasses.replace(CFG, text_attention="joint", **bad)
+
+
 def test_checkpoints_from_before_the_parts_had_names_still_load():
     """0.1.0 wrote nn.Sequential indices (`mlp.0`, `ada.1`); they load into the named parts."""
     import re

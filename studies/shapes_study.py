@@ -13,6 +13,8 @@ judged GenEval-style on the development prompts and on the phrasing set.
     # the figure: one row per task, its prompts' images (green frame: the judge passes it)
     python studies/shapes_study.py grid --checkpoint runs/study-shapes/tokens/seed0/run \
         --out docs/figures/shapes-tasks.png
+    # why a checkpoint does not compose: relations, counts, the text's share near the noise
+    python studies/shapes_study.py probe --checkpoint runs/study-shapes/shapes-30min/seed0/run
     # keep the reports (not the checkpoints) with the docs
     python studies/shapes_study.py keep --dir runs/study-shapes --to docs/results/study-shapes
 
@@ -125,6 +127,50 @@ def grid(args) -> None:
     print(f"{args.out}: {len(sets)} tasks x {args.per_task} prompts")
 
 
+def probe(args) -> None:
+    """Why a checkpoint does not compose: (1) the red object's centre minus the blue one's for
+    "left of" and "right of" (32 images each, those showing both colours); (2) how many objects
+    "two/three/four circles" draw; (3) the clean image predicted at t = 0.1 from 200 scenes no
+    run trains on (indices 100000+), with the caption, the null and another scene's caption (an
+    xflow checkpoint: its network outputs the clean image)."""
+    import numpy as np
+    import torch
+
+    from t2i.data.shapes import scene
+    from t2i.evaluation.shapes import detect
+    from t2i.pipeline import Pipeline
+    from t2i.text.encoders import pad_tokens
+
+    pipe = Pipeline.from_pretrained(args.checkpoint, precision="fp32")
+    if pipe.config.objective.kind != "xflow":
+        raise SystemExit("probe reads the network's output as the clean image: an xflow checkpoint")
+    for relation in ("to the left of", "to the right of"):
+        offsets = []
+        for x in pipe([f"a red circle {relation} a blue square"], seed=0, num_per_prompt=32) * 2 - 1:
+            found = detect(x)
+            red, blue = ([d.x for d in found if d.colour == c] for c in ("red", "blue"))
+            if red and blue:
+                offsets.append(np.mean(red) - np.mean(blue))
+        print(f"{relation}: red minus blue centre {np.mean(offsets):+.1f} px ({len(offsets)} of 32 show both)")
+    for n in ("two", "three", "four"):
+        counts = [len(detect(x)) for x in pipe([f"{n} circles"], seed=0, num_per_prompt=16) * 2 - 1]
+        print(f"{n} circles: {np.mean(counts):.2f} objects on average")
+    scenes = [scene(100_000 + i, 0) for i in range(200)]
+    x = torch.stack([torch.from_numpy(image).float() / 127.5 - 1 for image, _, _ in scenes])
+    text, backbone = pipe.networks["text"], pipe.networks["backbone"]
+    tokens, mask = text.encode([captions[0] for _, captions, _ in scenes])
+    null = text.null(len(x))
+    length = max(tokens.shape[1], null[0].shape[1])
+    (tokens, mask), null = pad_tokens(tokens, mask, length), pad_tokens(*null, length)
+    other = torch.roll(torch.arange(len(x)), 1)
+    t = 0.1
+    x_t = (1 - t) * torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) + t * x
+    with torch.no_grad():
+        errors = [(backbone(x_t, torch.full((len(x),), t), *cond) - x).pow(2).mean().item()
+                  for cond in ((tokens, mask), null, (tokens[other], mask[other]))]
+    print("clean image at t = 0.1, squared error: caption {:.3f}, null {:.3f}, another scene's {:.3f}".format(*errors))
+
+
 def keep(args) -> None:
     """Copy every arm's reports and settings (not its run directory) to `--to`."""
     for f in Path(args.dir).glob("*/seed*/*"):
@@ -161,6 +207,9 @@ def main() -> None:
     k.add_argument("--dir", required=True)
     k.add_argument("--to", required=True)
     k.set_defaults(fn=keep)
+    b = sub.add_parser("probe", help="relations, counts and what the text explains near the noise")
+    b.add_argument("--checkpoint", required=True)
+    b.set_defaults(fn=probe)
     args = p.parse_args()
     args.fn(args)
 

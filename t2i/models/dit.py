@@ -11,6 +11,8 @@ time embedding; without s it is 0, the instantaneous velocity.
 Peebles & Xie, "Scalable Diffusion Models with Transformers" (2023): patchify, adaLN-Zero,
 zero-initialised output. Cross-attention to the text tokens sits between self-attention and the
 MLP, as in PixArt-alpha; pooled text is added to the time embedding so it also drives adaLN.
+With model.text_attention=joint there is no cross-attention: the text tokens join the image
+tokens in every block's self-attention and MLP (U-ViT; SD3's MMDiT with shared weights).
 """
 
 from __future__ import annotations

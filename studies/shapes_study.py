@@ -139,7 +139,6 @@ def probe(args) -> None:
     from t2i.data.shapes import scene
     from t2i.evaluation.shapes import detect
     from t2i.pipeline import Pipeline
-    from t2i.text.encoders import pad_tokens
 
     pipe = Pipeline.from_pretrained(args.checkpoint, precision="fp32")
     if pipe.config.objective.kind != "xflow":
@@ -157,11 +156,8 @@ def probe(args) -> None:
         print(f"{n} circles: {np.mean(counts):.2f} objects on average")
     scenes = [scene(100_000 + i, 0) for i in range(200)]
     x = torch.stack([torch.from_numpy(image).float() / 127.5 - 1 for image, _, _ in scenes])
-    text, backbone = pipe.networks["text"], pipe.networks["backbone"]
-    tokens, mask = text.encode([captions[0] for _, captions, _ in scenes])
-    null = text.null(len(x))
-    length = max(tokens.shape[1], null[0].shape[1])
-    (tokens, mask), null = pad_tokens(tokens, mask, length), pad_tokens(*null, length)
+    backbone = pipe.networks["backbone"]
+    (tokens, mask), null = pipe.condition([captions[0] for _, captions, _ in scenes])  # padded alike
     other = torch.roll(torch.arange(len(x)), 1)
     t = 0.1
     x_t = (1 - t) * torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) + t * x

@@ -80,8 +80,8 @@ def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0,
     cosine schedule, as DDPM and DDIM step (in t, steps are then a little longer at both ends
     than mid-way); then, with `shift` != 1, each time's place between t_start and t_end moved
     toward the noise by `shift_time` (the ends stay)."""
-    if shift <= 0:
-        raise ValueError(f"shift must be > 0, got {shift}")
+    if not math.isfinite(shift) or shift <= 0:
+        raise ValueError(f"shift must be a finite number > 0, got {shift}")
     if spacing == "uniform":
         grid = torch.linspace(t_start, t_end, steps + 1).tolist()
     elif spacing == "cosine":

@@ -131,10 +131,11 @@ class Attention(nn.Module):
         if self.cross:
             q = self.q(x).view(B, N, H, D // H).transpose(1, 2)  # (B, H, N, hd)
             k, v = self.kv(context).view(B, -1, 2, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, L, hd)
-            attn_mask = mask[:, None, None, :] if mask is not None else None  # (B, 1, 1, L)
         else:
             q, k, v = self.qkv(x).view(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
-            attn_mask = mask[:, None, None, :] if mask is not None else None  # joint: (B, 1, 1, N)
+        # Which keys may be read: the text's real tokens (cross), or all tokens but the text's
+        # padding (joint self-attention).
+        attn_mask = mask[:, None, None, :] if mask is not None else None  # (B, 1, 1, keys)
         if self.linear:
             out = linear_attention(q, k, v)
         else:

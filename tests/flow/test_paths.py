@@ -28,8 +28,9 @@ def test_a_shift_moves_the_steps_toward_the_noise_and_keeps_the_ends(spacing):
     assert shifted[0] == pytest.approx(plain[0], abs=1e-6) and shifted[-1] == pytest.approx(plain[-1], abs=1e-6)
     assert all(a < b for a, b in zip(shifted, shifted[1:]))
     assert all(s < p for s, p in zip(shifted[1:-1], plain[1:-1]))
-    with pytest.raises(ValueError, match="shift"):
-        time_grid(4, shift=0.0)
+    for bad in (0.0, float("nan")):
+        with pytest.raises(ValueError, match="shift"):
+            time_grid(4, shift=bad)
 
 
 def test_shift_time_is_sd3s_noise_level_shift():

@@ -57,7 +57,7 @@ def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, seed: in
     tc = pipe.config.train
     report["run"] = {"checkpoint": str(ckpt), "preset": pipe.config.preset,
                      "vae": pipe.config.vae.name or None, "text": pipe.config.text.encoder,
-                     "steps": state["step"],
+                     "steps": state["step"], "precision": state.get("precision"),
                      "train_minutes": state["elapsed"] / 60,
                      "train_img_per_s": state["step"] * tc.batch_size * tc.grad_accum / max(state["elapsed"], 1e-9)}
     return report

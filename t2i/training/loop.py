@@ -179,7 +179,7 @@ class TrainingLoop(Stopping):
             if tc.precision == "auto" and self.device.type == "cpu":  # a measurement: rank 0's
                 dtype = torch.bfloat16 if self._sync(float(dtype == torch.bfloat16)) else None
             return dtype, f"{tc.precision}: {'fp32' if dtype is None else str(dtype)[6:]} (rank 0's choice)"
-        key = {"trainer": type(self).__name__, "batch": tc.batch_size,
+        key = {"trainer": type(self).__name__, "batch": tc.batch_size, "compile": tc.compile,
                "model": dataclasses.asdict(self.config.model), "vae": dataclasses.asdict(self.config.vae),
                "data": [self.config.data.dataset, self.config.data.image_size, self.config.data.channels]}
         return choose_precision(tc.precision, self.device, self._time_step, key,
@@ -248,7 +248,8 @@ class TrainingLoop(Stopping):
             raise Diverged(f"step {self.step}: non-finite weights ({', '.join(bad[:3])}); not "
                            f"saved, the last good checkpoint is {self.last_checkpoint or 'none'}. "
                            "Lower train.lr, or raise train.warmup_steps or train.grad_clip")
-        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed)
+        state, tensors = pack_training_state(self.optimizer, self.order, self.step, self.elapsed,
+                                            self.precision_note)
         try:
             path = save_checkpoint(self.out_dir, self.step, self.config, model, ema, tensors, state,
                                    self.config.train.keep_last, self.config.train.keep_every)

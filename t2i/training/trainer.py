@@ -37,7 +37,8 @@ from ..pipeline import NEW_IN_TWO_TIMES, Pipeline, build_networks
 from ..text.encoders import drop_condition, encode_captions_once, move
 from ..utils.fsutil import cache_root
 from ..utils.images import make_grid, save_png, seed_rows
-from ..utils.runtime import autocast, distributed, init_distributed, main_process_first, rank_and_world
+from ..utils.runtime import (autocast, compile_module, distributed, init_distributed, main_process_first,
+                             rank_and_world)
 from .denoiser import Denoiser, TwoTime
 from .loop import TrainingLoop, resume_checkpoint
 from .monitor import batch_statistics
@@ -153,7 +154,7 @@ class Trainer(TrainingLoop):
             unused = any(p.requires_grad for p in self.networks["text"].parameters())
             model = DistributedDataParallel(model, find_unused_parameters=unused)
         if self.config.train.compile:
-            model = torch.compile(model)
+            model = compile_module(model, self.device)
         return model
 
     @property

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as dist
 
-from .fsutil import write_text_atomic
+from .fsutil import cache_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +188,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`torch.compile(module)` (train.compile), its kernels kept in t2i's cache folder: the first
+    compile of a model on a machine takes 30-50 s on a 2-core CPU, a later run finds them there
+    in ~3 s (torch's default folder is under /tmp, which many systems empty at boot). On a CPU
+    the kernels are C++: without a compiler the module is returned as it is, with a warning,
+    rather than failing at the first step."""
+    compilers = (os.environ.get("CXX", "g++"), "c++", "clang++")
+    if device.type == "cpu" and not any(shutil.which(c) for c in compilers):
+        log.warning("train.compile=true: no C++ compiler (g++, c++ or clang++) found, which "
+                    "torch.compile needs on a CPU; training uncompiled")
+        return module
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    return torch.compile(module)

@@ -52,6 +52,7 @@ def test_eval_report_schema_table_and_default_path(tmp_path, capsys):
     assert data["per_prompt"] == pytest.approx(data["per_class"])  # one prompt per class: its name
     assert data["accuracy"] == pytest.approx(sum(r[i] for i, r in enumerate(data["confusion"])) / 30)
     assert data["run"]["preset"] == "debug" and data["run"]["steps"] == 2
+    assert data["run"]["precision"] == "fp32: fp32"  # what the steps ran in, as the run decided
     assert data["inception_fid"] is None and "not requested" in data["inception_note"]
     out = capsys.readouterr().out
     assert "real floor" in out and "most confused with" in out

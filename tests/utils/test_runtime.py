@@ -128,3 +128,20 @@ def test_timing_the_step_leaves_the_run_unchanged(tmp_path, monkeypatch, debug_c
         weights[precision] = load_file(resolve_checkpoint(tmp_path / precision) / "model.safetensors")
     for name in weights["fp32"]:
         torch.testing.assert_close(weights["auto"][name], weights["fp32"][name], rtol=0, atol=0)
+
+
+def test_compile_keeps_kernels_in_the_t2i_cache_and_needs_a_compiler_on_cpu(tmp_path, monkeypatch, caplog):
+    module, compiled = torch.nn.Linear(2, 2), []
+    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or "compiled")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: f"/bin/{name}")
+    assert runtime.compile_module(module, torch.device("cpu")) == "compiled" and compiled == [module]
+    assert runtime.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "t2i" / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice stands
+    runtime.compile_module(module, torch.device("cpu"))
+    assert runtime.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: None)
+    with caplog.at_level(logging.WARNING):
+        assert runtime.compile_module(module, torch.device("cpu")) is module
+    assert "no C++ compiler" in caplog.text and len(compiled) == 2

@@ -134,7 +134,8 @@ def test_compile_keeps_kernels_in_the_t2i_cache_and_needs_a_compiler_on_cpu(tmp_
     module, compiled = torch.nn.Linear(2, 2), []
     monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or "compiled")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # so that teardown restores the variable,
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")  # which compile_module sets
     monkeypatch.setattr(runtime.shutil, "which", lambda name: f"/bin/{name}")
     assert runtime.compile_module(module, torch.device("cpu")) == "compiled" and compiled == [module]
     assert runtime.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "t2i" / "inductor")

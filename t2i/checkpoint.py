@@ -317,16 +317,15 @@ def load_training_state(ckpt: Path) -> tuple[dict, Optional[dict[str, torch.Tens
 
 
 def pack_training_state(optimizer: torch.optim.Optimizer, order, step: int, elapsed: float,
-                        precision: Optional[str] = None) -> tuple[dict, dict[str, torch.Tensor]]:
+                        precision: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """What resuming exactly needs besides the weights: optimizer moments, the global torch RNG,
     the data order (an `EpochSampler`), the step and the training time so far; and, for
     reports only, the precision the steps ran in (`auto` decides per machine, so the config
     alone does not say)."""
     opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
     tensors = {**opt_tensors, "rng.torch": torch.get_rng_state(), "data.perm": order.perm}
-    state = {"step": step, "elapsed": elapsed, "cursor": order.cursor, "optimizer": opt_meta}
-    if precision is not None:
-        state["precision"] = precision
+    state = {"step": step, "elapsed": elapsed, "cursor": order.cursor, "optimizer": opt_meta,
+             "precision": precision}
     return state, tensors
 
 

@@ -21,6 +21,7 @@ from .config import Config
 from .data import dataset_info, known_captions
 from .flow.fewstep import FEW_STEP
 from .flow.objectives import build_objective
+from .flow.paths import check_shift
 from .flow.samplers import Callback, get_sampler, guidance
 from .flow.samplers import clip_x0 as clamp_clean_image  # `clip_x0` is the call's flag
 from .models import build_backbone
@@ -161,8 +162,7 @@ class Pipeline:
                    shift=s.shift if shift is None else float(shift))
         if not isinstance(out["steps"], int) or out["steps"] < 1:
             raise ValueError(f"steps must be an integer >= 1, got {out['steps']!r}")
-        if not math.isfinite(out["shift"]) or out["shift"] <= 0:
-            raise ValueError(f"the time shift must be a finite number > 0, got {out['shift']!r}")
+        check_shift(out["shift"])
         if not math.isfinite(out["cfg"]) or out["cfg"] < 0:
             raise ValueError(f"the guidance scale must be a finite number >= 0, got {out['cfg']!r}")
         if out["clip_x0"] and self.config.latent:

@@ -74,14 +74,20 @@ def shift_time(t, shift: float):
     return t / (t + shift * (1 - t))
 
 
+def check_shift(shift: float) -> float:
+    """`shift`, if it is a time shift `shift_time` can apply (finite, > 0); else a ValueError."""
+    if not math.isfinite(shift) or shift <= 0:
+        raise ValueError(f"the time shift must be a finite number > 0, got {shift!r}")
+    return shift
+
+
 def time_grid(steps: int, spacing: str = "uniform", t_start: float = 0.0,
               t_end: float = 1.0, shift: float = 1.0) -> list[float]:
     """steps + 1 times from t_start to t_end: uniform in t, or uniform in the noise level of the
     cosine schedule, as DDPM and DDIM step (in t, steps are then a little longer at both ends
     than mid-way); then, with `shift` != 1, each time's place between t_start and t_end moved
     toward the noise by `shift_time` (the ends stay)."""
-    if not math.isfinite(shift) or shift <= 0:
-        raise ValueError(f"shift must be a finite number > 0, got {shift}")
+    check_shift(shift)
     if spacing == "uniform":
         grid = torch.linspace(t_start, t_end, steps + 1).tolist()
     elif spacing == "cosine":

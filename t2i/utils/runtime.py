@@ -90,8 +90,11 @@ def matmul_flops(dtype: torch.dtype, device: torch.device | str = "cpu", n: int 
     """Measured dense matmul throughput in FLOP/s for an n x n x n product (n = 0: 8192 on a
     GPU, whose peak only large products reach, else 1024)."""
     n = n or (8192 if torch.device(device).type == "cuda" else 1024)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    # Its own random numbers: a measurement must not move the caller's stream (a second
+    # Trainer in one process would start from other weights than the first).
+    generator = torch.Generator(device).manual_seed(0)
+    a = torch.randn(n, n, device=device, generator=generator).to(dtype)
+    b = torch.randn(n, n, device=device, generator=generator).to(dtype)
     a @ b  # warm-up: kernel selection, page faults
     count, start = 0, time.perf_counter()
     while True:

@@ -40,6 +40,17 @@ def test_auto_precision_on_cpu_follows_the_measurement(monkeypatch):
     assert runtime.resolve_precision("auto", torch.device("cpu")) is torch.bfloat16
 
 
+def test_measuring_the_matmul_peak_leaves_the_global_random_stream_alone():
+    """`precision auto` measures matmuls once per process: had they drawn from the global
+    stream, the first Trainer of a process would start from other weights than a second one
+    of the same seed (and a resumed run would not end where an uninterrupted one does)."""
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    assert runtime.matmul_flops(torch.float32, "cpu", n=64, seconds=0.001) > 0
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
+
+
 def test_single_process_never_starts_a_process_group(monkeypatch):
     import torch.distributed as dist
 

@@ -143,12 +143,13 @@ def test_timing_the_step_leaves_the_run_unchanged(tmp_path, monkeypatch, debug_c
 
 def test_compile_keeps_kernels_in_the_t2i_cache_and_needs_a_compiler_on_cpu(tmp_path, monkeypatch, caplog):
     module, compiled = torch.nn.Linear(2, 2), []
-    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or "compiled")
+    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or m)
+    monkeypatch.setattr(runtime, "_compile_problem", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # so that teardown restores the variable,
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")  # which compile_module sets
     monkeypatch.setattr(runtime.shutil, "which", lambda name: f"/bin/{name}")
-    assert runtime.compile_module(module, torch.device("cpu")) == "compiled" and compiled == [module]
+    assert runtime.compile_module(module, torch.device("cpu")) is module and compiled == [module]
     assert runtime.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "t2i" / "inductor")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice stands
     runtime.compile_module(module, torch.device("cpu"))
@@ -157,3 +158,20 @@ def test_compile_keeps_kernels_in_the_t2i_cache_and_needs_a_compiler_on_cpu(tmp_
     with caplog.at_level(logging.WARNING):
         assert runtime.compile_module(module, torch.device("cpu")) is module
     assert "no C++ compiler" in caplog.text and len(compiled) == 2
+
+
+def test_compile_falls_back_to_eager_where_the_toolchain_cannot_build_kernels(monkeypatch, caplog):
+    """A compiler that is there but cannot build inductor's kernels (no OpenMP headers, say)
+    must not fail the run at its first step: the probe kernel's error is reported instead."""
+    module = torch.nn.Linear(2, 2)
+
+    def broken(fn):
+        def run(*args):
+            raise RuntimeError("C++ compile error\nfatal error: omp.h: No such file or directory")
+        return run
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: f"/bin/{name}")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unused")
+    with caplog.at_level(logging.WARNING):
+        assert runtime.compile_module(module, torch.device("cpu")) is module
+    assert "cannot build kernels here (C++ compile error); training uncompiled" in caplog.text

@@ -132,11 +132,14 @@ def probe(args) -> None:
     "left of" and "right of" (32 images each, those showing both colours); (2) how many objects
     "two/three/four circles" draw; (3) the clean image predicted at t = 0.1 from 200 scenes no
     run trains on (indices 100000+), with the caption, the null and another scene's caption (an
-    xflow checkpoint: its network outputs the clean image)."""
+    xflow checkpoint: its network outputs the clean image); (4) the clean image predicted from
+    pure noise (t = 0, what the text alone says: the mean scene of the prompt) for "left of" and
+    "right of", its red mass's centre minus its blue mass's, beside the same in the mean of the
+    training scenes of that caption."""
     import numpy as np
     import torch
 
-    from t2i.data.shapes import scene
+    from t2i.data.shapes import parse, render_meaning, scene
     from t2i.evaluation.shapes import detect
     from t2i.pipeline import Pipeline
 
@@ -165,6 +168,31 @@ def probe(args) -> None:
         errors = [(backbone(x_t, torch.full((len(x),), t), *cond) - x).pow(2).mean().item()
                   for cond in ((tokens, mask), null, (tokens[other], mask[other]))]
     print("clean image at t = 0.1, squared error: caption {:.3f}, null {:.3f}, another scene's {:.3f}".format(*errors))
+    for relation in ("to the left of", "to the right of"):
+        prompt = f"a red circle {relation} a blue square"
+        noise = torch.randn((64, *x.shape[1:]), generator=torch.Generator().manual_seed(1))
+        cond, _ = pipe.condition([prompt] * len(noise))
+        with torch.no_grad():
+            mean = backbone(noise, torch.zeros(len(noise)), *cond).mean(0)
+        truth = torch.stack([torch.from_numpy(render_meaning(parse(prompt), np.random.default_rng(i))).float()
+                             / 127.5 - 1 for i in range(256)]).mean(0)
+        print(f"{relation}, at t = 0: red minus blue centre {colour_offset(mean):+.1f} px "
+              f"(the mean training scene: {colour_offset(truth):+.1f})")
+
+
+def colour_offset(image) -> float:
+    """The horizontal centre of an image's red mass minus its blue mass's, in pixels: each
+    pixel weighted by how far its red (blue) channel stands above the other two."""
+    import torch
+
+    rgb = (image.clamp(-1, 1) + 1) / 2
+    columns = torch.arange(rgb.shape[-1], dtype=rgb.dtype)
+    centres = []
+    for i in (0, 2):
+        others = [c for c in range(3) if c != i]
+        weight = (rgb[i] - rgb[others].max(0).values).clamp(min=0)
+        centres.append(float((weight.sum(0) * columns).sum() / weight.sum().clamp(min=1e-6)))
+    return centres[0] - centres[1]
 
 
 def keep(args) -> None:

@@ -44,7 +44,7 @@ from ..checkpoint import (
 )
 from ..data import EpochSampler
 from ..utils.fsutil import Lock, cache_dir, no_space
-from ..utils.runtime import choose_precision, resolve_precision
+from ..utils.runtime import await_release, choose_precision, resolve_precision
 from .progress import BudgetBar, Tracker
 from .signals import Stopping, StopNow
 
@@ -278,6 +278,7 @@ class TrainingLoop(Stopping):
         else:
             dist.all_reduce(t)
             t /= self.world
+        await_release(t)
         return t.item()
 
     # ------------------------------------------------------------------ the loop

@@ -88,7 +88,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     out = subprocess.run([sys.executable, "-m", "t2i", "-q", "train", "--nproc", "2", "--out",
                           str(two), "train.batch_size=8", *common],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[:3000]  # the ranks' own errors come before torchrun's summary
     assert main(["-q", "train", "--out", str(one), "train.batch_size=16", *common]) == 0
     a = load_file(resolve_checkpoint(two) / "model.safetensors")
     b = load_file(resolve_checkpoint(one) / "model.safetensors")

@@ -1,4 +1,5 @@
 import logging
+import time
 
 import pytest
 import torch
@@ -175,3 +176,25 @@ def test_compile_falls_back_to_eager_where_the_toolchain_cannot_build_kernels(mo
     with caplog.at_level(logging.WARNING):
         assert runtime.compile_module(module, torch.device("cpu")) is module
     assert "cannot build kernels here (C++ compile error); training uncompiled" in caplog.text
+
+
+def test_await_release_returns_once_the_caller_holds_the_last_reference():
+    """What a gloo worker thread does after a collective returns: it still holds the tensor for
+    a moment. Here an autograd graph holds it, and another thread lets go of it later."""
+    import threading
+
+    tensor = torch.ones(1, requires_grad=True)
+    holder = [tensor * tensor]  # the graph saves the tensor: its use count rises above one
+    assert tensor._use_count() > 1
+    threading.Timer(0.2, holder.clear).start()
+    start = time.perf_counter()
+    runtime.await_release(tensor)
+    assert time.perf_counter() - start >= 0.15 and tensor._use_count() == 1
+
+
+def test_await_release_gives_up_after_its_timeout():
+    tensor = torch.ones(1, requires_grad=True)
+    product = tensor * tensor  # never let go
+    start = time.perf_counter()
+    runtime.await_release(tensor, timeout=0.1)
+    assert time.perf_counter() - start < 2 and tensor._use_count() > 1 and product is not None

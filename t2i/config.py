@@ -54,6 +54,9 @@ class ModelConfig(Section):
     # PixArt-alpha) or "joint" (one self-attention over image and text tokens together, whose
     # MLP refines the text too, as SD3's MMDiT and U-ViT: a word can see the image it shapes)
     text_attention: str = "cross"
+    # dit: transformer layers over the text tokens alone (with their places) before any block
+    # reads them, so a word can take in the others: "red" can carry "the left one"
+    text_layers: int = 0
     unet_channels: str = "32,64,64"  # unet: channels per level; each level after the first halves H, W
     layers_per_block: int = 1  # unet: ResNet blocks per level
 
@@ -67,7 +70,7 @@ class ModelConfig(Section):
         "text_attention": ((lambda v, c: v == "cross" or (v == "joint" and c.attention == "softmax"
                                                          and not c.text_stream)),
                            "'cross', or 'joint' with model.attention=softmax and no model.text_stream"),
-        "layers_per_block": at_least(1),
+        "layers_per_block": at_least(1), "text_layers": from_to(0, 64),
     }
 
     @property

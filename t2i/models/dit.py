@@ -13,6 +13,7 @@ zero-initialised output. Cross-attention to the text tokens sits between self-at
 MLP, as in PixArt-alpha; pooled text is added to the time embedding so it also drives adaLN.
 With model.text_attention=joint there is no cross-attention: the text tokens join the image
 tokens in every block's self-attention and MLP (U-ViT; SD3's MMDiT with shared weights).
+model.text_layers puts a few transformer layers over the text tokens alone before the blocks.
 """
 
 from __future__ import annotations
@@ -194,6 +195,25 @@ class TextMLP(nn.Module):
         return context + self.mlp(self.norm(context))
 
 
+class TextLayer(nn.Module):
+    """One layer of the text refiner (model.text_layers): pre-norm self-attention over the text
+    tokens (padding never read), then a text-stream MLP, both residual. A frozen sentence
+    encoder's tokens of "a red circle to the left of a blue square" and "... to the right of
+    ..." differ in one place; to draw them, the image would have to combine "left", word order
+    and colour across two hops of cross-attention. A refiner trained with the model can write
+    "the left object" into "red" first (Lumina-Image 2.0's context refiner). Its output layers
+    start at zero: an untrained refiner is the identity."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.mlp = TextMLP(dim, mlp_ratio)
+
+    def forward(self, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.mlp(context + self.attn(self.norm(context), mask=mask))
+
+
 class DiT(nn.Module):
     """The diffusion transformer: an image (or latent) cut into p x p patches, each a token with
     a fixed 2D position; `depth` adaLN-Zero blocks conditioned on the time (and interval)
@@ -219,7 +239,9 @@ class DiT(nn.Module):
         self.t_embed = MLP(self.t_freq, D, D, nn.SiLU())
         self.h_embed = MLP(self.t_freq, D, D, nn.SiLU()) if two_times else None
         self.text_proj = nn.Linear(text_dim, D)
-        self.text_positions = cfg.text_positions
+        self.text_positions = cfg.text_positions or cfg.text_layers > 0  # attention needs the order
+        self.text_layers = nn.ModuleList(TextLayer(D, cfg.num_heads, cfg.mlp_ratio)
+                                         for _ in range(cfg.text_layers))
         # The pooled text, projected into the conditioning (model.pooled_text).
         self.text_pool = Modulation(D, 1) if cfg.pooled_text else None
         if cfg.attention not in ("softmax", "linear"):
@@ -255,6 +277,9 @@ class DiT(nn.Module):
             nn.init.zeros_(block.ada.proj.bias)
         for text_block in self.text_blocks or ():
             nn.init.zeros_(text_block.mlp.fc2.weight)  # the text stream starts as the identity
+        for layer in self.text_layers:  # so does the refiner
+            nn.init.zeros_(layer.attn.proj.weight)
+            nn.init.zeros_(layer.mlp.mlp.fc2.weight)
         # Zero final modulation and output layer: the untrained model predicts exactly 0, a
         # harmless start for any objective (DiT section 3.2).
         nn.init.zeros_(self.final_ada.proj.weight)
@@ -284,6 +309,8 @@ class DiT(nn.Module):
         context = self.text_proj(tokens)  # (B, L, D)
         if self.text_positions:  # each token's place in the prompt, explicitly
             context = context + sincos_1d(context.shape[-1], context.shape[1]).to(context)[None]
+        for layer in self.text_layers:
+            context = layer(context, mask)
         c = self.t_embed(timestep_embedding(t, self.t_freq).to(h.dtype))
         if self.text_pool is not None:
             weights = mask.to(context.dtype)[..., None]  # (B, L, 1)

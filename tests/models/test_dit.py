@@ -141,6 +141,31 @@ def test_text_positions_tell_the_order_of_the_words(perturb):
         assert same != positions
 
 
+def test_text_layers_start_as_the_identity_then_let_a_word_read_the_others(perturb):
+    """The refiner (model.text_layers): untrained, the model with positions alone; trained, a
+    refined word depends on the other words (self-attention), never on the padding."""
+    with_positions = dataclasses.replace(CFG, text_positions=True)
+    plain = DiT(with_positions, (1, 28, 28), text_dim=8)
+    perturb(plain)
+    refined = DiT(dataclasses.replace(CFG, text_layers=2), (1, 28, 28), text_dim=8)
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("text_layers.") for k in missing)
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
+    torch.testing.assert_close(refined(x, t, tokens, mask), plain(x, t, tokens, mask))
+    perturb(refined.text_layers)
+    context = refined.text_proj(tokens)
+    words = refined.text_layers[0](context, mask)
+    moved = context.clone()
+    moved[0, 1] += 1.0  # the second word of the first prompt ...
+    assert not torch.allclose(refined.text_layers[0](moved, mask)[0, 0], words[0, 0])  # ... reaches the first
+    garbage = context.clone()
+    garbage[~mask] = 100.0
+    torch.testing.assert_close(refined.text_layers[0](garbage, mask)[mask], words[mask])
+    with pytest.raises(Exception, match="text_layers"):
+        dataclasses.replace(CFG, text_layers=-1)
+
+
 def test_joint_attention_reads_the_text_in_self_attention_and_ignores_padding(perturb):
     model = DiT(dataclasses.replace(CFG, text_attention="joint", pooled_text=False), (1, 28, 28), text_dim=8)
     assert not any(".cross." in k for k in model.state_dict())

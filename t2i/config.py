@@ -115,10 +115,11 @@ class DataConfig(Section):
     cache_dir: Optional[str] = None  # image/latent caches (`t2i prepare`); None = the user cache dir
     font: Optional[str] = None  # emoji: the Noto Color Emoji font; None searches the usual font paths
     recolour: bool = False  # emoji: add each coloured emoji in the hue colours it lacks (data/emoji.py)
-    # shapes: how many scenes are drawn (more: more variety, longer to draw: ~6k/s) and from
-    # which seed; scene i of a seed is the same everywhere
+    # shapes: how many scenes are drawn (~6k/s) from which seed (scene i of a seed is the same
+    # everywhere), and which kinds by weight ("position=3,pair=1"; "": data/shapes.py's KINDS)
     scenes: int = 50_000
     scene_seed: int = 0
+    scene_mix: str = ""
     # folder / hf / emoji: images are resized (shorter side) and centre-cropped to this square
     image_size: int = 64
     channels: int = 3  # 3 = RGB, 1 = grayscale

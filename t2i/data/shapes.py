@@ -249,10 +249,27 @@ def position(scene: Scene, rng: np.random.Generator) -> bool:
 BUILDERS = {"single": single, "pair": pair, "count": count, "position": position}
 
 
-def scene(index: int, seed: int = 0, side: int = BASE) -> tuple[np.ndarray, list[str], Scene]:
-    """Scene `index` of `seed`: its image (uint8 [3, side, side]), its captions, the scene."""
+def scene_mix(text: str) -> dict[str, float]:
+    """`data.scene_mix` read: "position=3,pair=1" -> {"position": 3.0, "pair": 1.0} (kinds left
+    out are not drawn); "" -> KINDS."""
+    if not text.strip():
+        return dict(KINDS)
+    try:
+        mix = {name.strip(): float(weight) for name, _, weight in (p.partition("=") for p in text.split(","))}
+    except ValueError:
+        mix = {}
+    if not mix or set(mix) - set(KINDS) or min(mix.values()) < 0 or sum(mix.values()) <= 0:
+        raise ValueError(f"data.scene_mix={text!r}: give weights >= 0, not all 0, as "
+                         f"kind=weight[,kind=weight...] with kinds from {sorted(KINDS)}")
+    return mix
+
+
+def scene(index: int, seed: int = 0, side: int = BASE,
+          mix: dict[str, float] = KINDS) -> tuple[np.ndarray, list[str], Scene]:
+    """Scene `index` of `seed`: its image (uint8 [3, side, side]), its captions, the scene;
+    its kind is drawn by the weights of `mix`."""
     rng = np.random.default_rng([seed, index])
-    kinds, edges = list(KINDS), np.cumsum(list(KINDS.values()))
+    kinds, edges = list(mix), np.cumsum(list(mix.values()))
     while True:  # a scene that found no room is drawn again, from the same stream
         kind = kinds[min(int(np.searchsorted(edges, rng.random() * edges[-1], side="right")), len(kinds) - 1)]
         drawn = Scene(side)
@@ -261,16 +278,18 @@ def scene(index: int, seed: int = 0, side: int = BASE) -> tuple[np.ndarray, list
 
 
 def load_shapes(cfg, progress: bool = True) -> ImageDataset:
-    """`data.scenes` scenes (the first `data.subset` if set) of `data.scene_seed` at
+    """`data.scenes` scenes (the first `data.subset` if set) of `data.scene_seed`, of the kinds
+    of `data.scene_mix`, at
     `data.image_size`, captioned; labels are -1 (captioned, not class-labelled)."""
     n = min(cfg.subset or cfg.scenes, cfg.scenes)
+    mix = scene_mix(cfg.scene_mix)
     rows = range(n)
     if progress:
         from tqdm.auto import tqdm
         rows = tqdm(rows, desc="drawing shapes", unit="scene", leave=False)
     images, captions = [], []
     for i in rows:
-        image, texts, _ = scene(i, cfg.scene_seed, cfg.image_size)
+        image, texts, _ = scene(i, cfg.scene_seed, cfg.image_size, mix)
         images.append(image)
         captions.append(texts)
     return ImageDataset(torch.from_numpy(np.stack(images)), torch.full((n,), -1), None, captions)

@@ -19,6 +19,7 @@ from t2i.data.shapes import (
     SIZES,
     parse,
     scene,
+    scene_mix,
     shape_mask,
 )
 from t2i.utils.images import to_hsv
@@ -41,6 +42,22 @@ def test_a_scene_is_the_same_for_its_index_and_seed_and_differs_otherwise():
     assert data.images.shape == (50, 3, 32, 32) and data.images.dtype == torch.uint8
     assert torch.equal(data.images, again.images) and data.captions == again.captions
     assert torch.equal(data.images[7], torch.from_numpy(scene(7)[0]))
+
+
+def test_the_scene_mix_draws_only_the_kinds_it_names_by_their_weights():
+    assert scene_mix("") == {"single": 0.2, "pair": 0.3, "count": 0.25, "position": 0.25}
+    relation = re.compile("|".join(RELATIONS))
+    data = load_dataset(DataConfig(dataset="shapes", image_size=32, scenes=60, scene_mix="position=1"),
+                        progress=False)
+    assert all(relation.search(c) for captions in data.captions for c in captions)
+    mixed = load_dataset(DataConfig(dataset="shapes", image_size=32, scenes=400,
+                                    scene_mix="position=3, count=1"), progress=False)
+    counted = sum(captions[0].split()[0] in NUMBERS.values() for captions in mixed.captions)
+    assert 60 <= counted <= 140 and all(relation.search(captions[0]) or captions[0].split()[0]
+                                        in NUMBERS.values() for captions in mixed.captions)
+    for bad in ("position", "position=-1", "stripes=1", "position=0,count=0", "position=x"):
+        with pytest.raises(ValueError, match="scene_mix"):
+            scene_mix(bad)
 
 
 @pytest.mark.parametrize("side", [32, 64])

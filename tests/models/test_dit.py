@@ -97,15 +97,23 @@ def test_linear_attention_dit_runs_and_differs_from_softmax(perturb):
         DiT(ModelConfig(attention="sparse"), (1, 16, 16), text_dim=10)
 
 
-def test_text_stream_starts_as_the_identity_then_refines_the_tokens(perturb):
-    plain = DiT(CFG, (1, 28, 28), text_dim=8)
+def grown_from(plain_cfg, cfg, new_part, perturb):
+    """A trained model (`plain_cfg`) and one with a new part (`cfg`) that loads its weights: only
+    `new_part` is missing, and untrained it changes nothing. Returns both and an input."""
+    plain = DiT(plain_cfg, (1, 28, 28), text_dim=8)
     perturb(plain)
-    stream = DiT(dataclasses.replace(CFG, text_stream=True), (1, 28, 28), text_dim=8)
-    missing, unexpected = stream.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("text_blocks.") for k in missing)
+    grown = DiT(cfg, (1, 28, 28), text_dim=8)
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith(f"{new_part}.") for k in missing)
     x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
     tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
-    torch.testing.assert_close(stream(x, t, tokens, mask), plain(x, t, tokens, mask))
+    torch.testing.assert_close(grown(x, t, tokens, mask), plain(x, t, tokens, mask))
+    return plain, grown, (x, t, tokens, mask)
+
+
+def test_text_stream_starts_as_the_identity_then_refines_the_tokens(perturb):
+    plain, stream, (x, t, tokens, mask) = grown_from(CFG, dataclasses.replace(CFG, text_stream=True),
+                                                     "text_blocks", perturb)
     perturb(stream.text_blocks)
     out = stream(x, t, tokens, mask)
     assert not torch.allclose(out, plain(x, t, tokens, mask))
@@ -144,15 +152,8 @@ def test_text_positions_tell_the_order_of_the_words(perturb):
 def test_text_layers_start_as_the_identity_then_let_a_word_read_the_others(perturb):
     """The refiner (model.text_layers): untrained, the model with positions alone; trained, a
     refined word depends on the other words (self-attention), never on the padding."""
-    with_positions = dataclasses.replace(CFG, text_positions=True)
-    plain = DiT(with_positions, (1, 28, 28), text_dim=8)
-    perturb(plain)
-    refined = DiT(dataclasses.replace(CFG, text_layers=2), (1, 28, 28), text_dim=8)
-    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("text_layers.") for k in missing)
-    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
-    tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
-    torch.testing.assert_close(refined(x, t, tokens, mask), plain(x, t, tokens, mask))
+    _, refined, (_, _, tokens, mask) = grown_from(dataclasses.replace(CFG, text_positions=True),
+                                                  dataclasses.replace(CFG, text_layers=2), "text_layers", perturb)
     perturb(refined.text_layers)
     context = refined.text_proj(tokens)
     words = refined.text_layers[0](context, mask)

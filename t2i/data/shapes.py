@@ -279,8 +279,8 @@ def scene(index: int, seed: int = 0, side: int = BASE,
 
 def load_shapes(cfg, progress: bool = True) -> ImageDataset:
     """`data.scenes` scenes (the first `data.subset` if set) of `data.scene_seed`, of the kinds
-    of `data.scene_mix`, at
-    `data.image_size`, captioned; labels are -1 (captioned, not class-labelled)."""
+    of `data.scene_mix`, at `data.image_size`, captioned; labels are -1 (captioned, not
+    class-labelled)."""
     n = min(cfg.subset or cfg.scenes, cfg.scenes)
     mix = scene_mix(cfg.scene_mix)
     rows = range(n)

@@ -275,11 +275,11 @@ class DiT(nn.Module):
             # identity and the network as a function of the patch embedding alone.
             nn.init.zeros_(block.ada.proj.weight)
             nn.init.zeros_(block.ada.proj.bias)
-        for text_block in self.text_blocks or ():
-            nn.init.zeros_(text_block.mlp.fc2.weight)  # the text stream starts as the identity
-        for layer in self.text_layers:  # so does the refiner
+        # The text stream and the refiner start as the identity: their residual branches add 0.
+        for text_mlp in (*(self.text_blocks or ()), *(layer.mlp for layer in self.text_layers)):
+            nn.init.zeros_(text_mlp.mlp.fc2.weight)
+        for layer in self.text_layers:
             nn.init.zeros_(layer.attn.proj.weight)
-            nn.init.zeros_(layer.mlp.mlp.fc2.weight)
         # Zero final modulation and output layer: the untrained model predicts exactly 0, a
         # harmless start for any objective (DiT section 3.2).
         nn.init.zeros_(self.final_ada.proj.weight)

@@ -79,7 +79,7 @@ def await_release(tensor: torch.Tensor, timeout: float = 10.0) -> None:
     worker thread has dropped its references to the tensor; a thread that drops the last
     reference to a tensor Python has seen needs the GIL, and during interpreter shutdown it
     cannot take it: the process aborts (SIGABRT, "terminate called without an active
-    exception"), one run in ten under load at the end of `t2i train --nproc 2`. Sleeping
+    exception"), a few runs in a hundred under load at the end of `t2i train --nproc 2`. Sleeping
     releases the GIL, so the worker finishes here, while Python is alive."""
     deadline = time.perf_counter() + timeout
     while tensor._use_count() > 1 and time.perf_counter() < deadline:

@@ -31,7 +31,7 @@ from .text.lexicon import Reader
 from .text.prompts import clean_prompt
 from .text.retrieval import CaptionIndex, closeness, grounding_problem, one_token
 from .utils.fsutil import cache_root
-from .utils.runtime import autocast, resolve_device, resolve_precision
+from .utils.runtime import autocast, compile_module, resolve_device, resolve_precision
 
 
 def build_networks(config: Config, shape: tuple[int, int, int], held: Optional[int] = None) -> nn.ModuleDict:
@@ -65,9 +65,13 @@ class Pipeline:
 
     `Pipeline.from_pretrained(dir or shipped name)(prompts, steps, cfg, seed, sampler)` returns
     images in [0, 1]; sample k of each prompt starts from the noise of seed + k, so the same
-    seed gives the same images whatever else is in the call."""
+    seed gives the same images whatever else is in the call. `compile=True` runs the backbone
+    through torch.compile: on a CPU the first call compiles for 30-40 s (a few seconds once its
+    kernels are cached), then each step runs ~1.3x (fp32) to ~1.7x (bf16) faster, worth it for
+    an evaluation or a demo that serves many requests; images then differ from uncompiled ones
+    in the last bits."""
     def __init__(self, config: Config, networks: nn.ModuleDict, device: torch.device | str = "cpu",
-                 precision: str = "fp32", codec=None):
+                 precision: str = "fp32", codec=None, compile: bool = False):
         self.config = config
         self.device = torch.device(device)
         self.networks = networks.to(self.device).eval()
@@ -75,20 +79,23 @@ class Pipeline:
         self.codec.to(self.device)
         self.objective = build_objective(config.objective)
         self.dtype = resolve_precision(precision, self.device)
+        backbone = self.networks["backbone"]
+        self.backbone = compile_module(backbone, self.device) if compile else backbone
         self._captions: Optional[CaptionIndex] = None
         self._reader: Optional[Reader | bool] = None  # False: this model has none
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = "auto",
-                        weights: str = "ema") -> "Pipeline":
+                        weights: str = "ema", compile: bool = False) -> "Pipeline":
         """Load a checkpoint directory or a run directory (its latest checkpoint). `weights`
-        picks the EMA (default: averaged weights sample better) or the raw model."""
+        picks the EMA (default: averaged weights sample better) or the raw model; `compile` as
+        for the constructor."""
         ckpt = resolve_checkpoint(path)
         config = load_config(ckpt)
         codec = load_codec(config)
         networks = build_networks(config, codec.latent_shape, held_parameters(ckpt, weights))
         load_into(networks, ckpt, weights)  # refuses non-finite weights
-        return cls(config, networks, resolve_device(device), precision, codec)
+        return cls(config, networks, resolve_device(device), precision, codec, compile)
 
     @property
     def classes(self) -> Optional[Classes]:
@@ -134,7 +141,7 @@ class Pipeline:
                  mask: torch.Tensor, s: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The velocity at (x, t); a few-step model's average velocity from t to `s` if given."""
         with autocast(self.device, self.dtype):
-            pred = self.networks["backbone"](x, t, tokens, mask, s)
+            pred = self.backbone(x, t, tokens, mask, s)
         return self.objective.to_velocity(pred.float(), x, t)
 
     def noise(self, n: int, seed: int) -> torch.Tensor:

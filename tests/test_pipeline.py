@@ -56,6 +56,20 @@ def test_from_pretrained(tmp_path, pipe):
     torch.testing.assert_close(loaded(["a bag"], steps=2), pipe(["a bag"], steps=2))
 
 
+def test_a_compiled_pipeline_samples_what_the_eager_one_does(pipe, tmp_path, monkeypatch):
+    from t2i.utils import runtime
+    if (problem := runtime._compile_problem()) is not None:  # CI installs g++
+        pytest.skip(f"torch.compile cannot build kernels here ({problem})")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    compiled = Pipeline(pipe.config, pipe.networks, "cpu", "fp32", compile=True)
+    assert compiled.backbone is not pipe.networks["backbone"]
+    assert compiled.backbone._orig_mod is pipe.networks["backbone"]  # the same weights, compiled
+    assert list(compiled.networks.state_dict()) == list(pipe.networks.state_dict())
+    kwargs = dict(steps=3, cfg=2.0, seed=0, num_per_prompt=2)
+    torch.testing.assert_close(compiled(["a bag", "sneakers"], **kwargs), pipe(["a bag", "sneakers"], **kwargs),
+                               rtol=0, atol=1e-5)  # fused kernels round differently in the last bits
+
+
 def test_clip_x0_is_a_call_argument_not_a_config_edit(pipe):
     before = pipe.config
     plain = pipe(["a bag"], steps=3, seed=2)

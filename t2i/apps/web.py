@@ -262,11 +262,15 @@ def build_app(demo: Demo):
 
 def serve(checkpoint: Optional[str], host: str = "127.0.0.1", port: int = 7860, share: bool = False,
           device: str = "auto", limits: Limits = Limits(), block: bool = True,
-          sampling: Optional[dict] = None):
+          sampling: Optional[dict] = None, compile: bool = False):
     """Load the checkpoint (default: the newest run under runs/) and serve the app; `sampling`
-    as for `Demo`."""
+    as for `Demo`; `compile` as for `Pipeline`."""
     path = Path(checkpoint) if checkpoint else newest_checkpoint()
-    pipe = Pipeline.from_pretrained(path, device=device)
+    pipe = Pipeline.from_pretrained(path, device=device, compile=compile)
+    if compile:  # compile before the first visitor waits for it: two sizes, so shapes go dynamic
+        log.info("compiling the model for sampling (30-40 s the first time on a CPU)")
+        for n in (1, 2):
+            pipe(pipe.default_prompts()[:1], steps=2, num_per_prompt=n)
     app = build_app(Demo(pipe, limits, sampling))
     app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
                show_error=True)

@@ -73,6 +73,14 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps=None, cfg=None, sam
                         f"pixel space), as noise-predicting models need (default: {own})")
 
 
+def add_compile_argument(p: argparse.ArgumentParser) -> None:
+    """`--compile`: sample through torch.compile (sample, eval, demo)."""
+    p.add_argument("--compile", action="store_true",
+                   help="run the model through torch.compile: on a CPU its first call compiles "
+                        "for 30-40 s (seconds once cached, needs a C++ compiler), then sampling "
+                        "runs ~1.3-1.7x faster; worth it for many images")
+
+
 def sampling_kwargs(args) -> dict:
     """The shared sampling flags as `Pipeline.__call__` keywords."""
     return dict(steps=args.steps, cfg=args.cfg, sampler=args.sampler, seed=args.seed,

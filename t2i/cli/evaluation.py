@@ -9,7 +9,8 @@ from pathlib import Path
 from .. import evaluation
 from ..training.bench import benchmark, find_batch
 from ..training.profile import format_profile, profile_training
-from .args import add_data_dir, add_preset_arguments, add_sampling_arguments, build_config, sampling_kwargs
+from .args import (add_compile_argument, add_data_dir, add_preset_arguments, add_sampling_arguments, build_config,
+                   sampling_kwargs)
 
 EVAL_COMMANDS = ("report", "sweep", "table", "readme", "train-classifier")
 
@@ -70,6 +71,7 @@ def add_protocol_arguments(p) -> None:
     p.add_argument("--n-per-class", type=int, default=100,
                    help="generated images per class (emoji: per prompt)")
     add_sampling_arguments(p)  # the checkpoint's own sampling, as `t2i sample` draws
+    add_compile_argument(p)
     p.add_argument("--reference-images", type=int, default=10_000,
                    help="test images in the reference set (all 10,000 by default; fewer only "
                         "for quick checks, the report says how many)")
@@ -79,7 +81,8 @@ def add_protocol_arguments(p) -> None:
 def cmd_eval_report(args) -> int:
     report = evaluation.evaluate_checkpoint(
         args.checkpoint, n_per_class=args.n_per_class, inception=args.inception,
-        reference_images=args.reference_images, prompts=args.prompts, **sampling_kwargs(args))
+        reference_images=args.reference_images, prompts=args.prompts, compile=args.compile,
+        **sampling_kwargs(args))
     print(evaluation.format_report(report))
     path = Path(args.json) if args.json else evaluation.default_report_path(report)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +98,8 @@ def cmd_eval_sweep(args) -> int:
                             samplers=args.samplers.split(","),
                             cfg_list=[float(v) for v in args.cfg_list.split(",")],
                             default_steps=args.steps, default_cfg=args.cfg, seed=args.seed,
-                            progress=not args.quiet, reference_images=args.reference_images)
+                            progress=not args.quiet, reference_images=args.reference_images,
+                            compile=args.compile)
     print(f"{len(rows)} settings; wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
     return 0
 

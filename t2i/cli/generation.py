@@ -12,7 +12,7 @@ from ..checkpoint import CHECKPOINTS, load_config, resolve_checkpoint, run_direc
 from ..pipeline import Pipeline
 from ..training.trainer import EVAL_LOG
 from ..utils.images import make_grid, save_images
-from .args import add_sampling_arguments, positive_int, read_prompts, sampling_kwargs
+from .args import add_compile_argument, add_sampling_arguments, positive_int, read_prompts, sampling_kwargs
 
 
 def add_sample(sub) -> None:
@@ -32,11 +32,12 @@ def add_sample(sub) -> None:
                         "cosine similarity (pretrained text encoders on labelled datasets; emoji "
                         "and shapes: the dictionary's reading)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    add_compile_argument(s)
     s.set_defaults(fn=cmd_sample)
 
 
 def cmd_sample(args) -> int:
-    pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
+    pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device, compile=args.compile)
     prompts = read_prompts(args) or pipe.default_prompts()
     if args.explain:
         for explanation in Explainer(pipe, args.dictionary).explain(prompts):
@@ -136,6 +137,7 @@ def add_demo(sub) -> None:
     d.add_argument("--port", type=int, default=7860)
     d.add_argument("--share", action="store_true", help="also a temporary public link through Gradio")
     d.add_argument("--device", default="auto")
+    add_compile_argument(d)
     add_sampling_arguments(d, seed_help="the initial seed")
     d.add_argument("--max-steps", type=int, default=100, help="largest number of sampling steps accepted")
     d.add_argument("--max-images", type=int, default=16, help="largest number of images per request")
@@ -153,7 +155,7 @@ def cmd_demo(args) -> int:
     limits = Limits(max_steps=args.max_steps, max_images=args.max_images,
                     concurrency=args.concurrency, queue_size=args.queue_size)
     app = serve(args.checkpoint, args.host, args.port, args.share, args.device, limits,
-                block=not args.load_test, sampling=sampling_kwargs(args))
+                block=not args.load_test, sampling=sampling_kwargs(args), compile=args.compile)
     if args.load_test:
         report = load_test(f"http://{args.host}:{args.port}/", args.load_test,
                            prompt=args.load_prompt, steps=args.load_steps)

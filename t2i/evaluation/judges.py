@@ -46,11 +46,11 @@ def evaluate(pipe: Pipeline, reference, n: int, seed: int = 0, inception: bool =
 
 def evaluate_checkpoint(checkpoint: str | Path, n_per_class: int = 100, seed: int = 0,
                         inception: bool = False, reference_images: int = 10_000,
-                        prompts: str = "names", **sampling) -> dict:
+                        prompts: str = "names", compile: bool = False, **sampling) -> dict:
     """`t2i eval`: the report of a checkpoint, with what trained it (preset, steps, minutes).
-    `sampling` as for `evaluate_pipeline`."""
+    `compile` as for `Pipeline`; `sampling` as for `evaluate_pipeline`."""
     ckpt = resolve_checkpoint(checkpoint)
-    pipe = Pipeline.from_pretrained(ckpt)
+    pipe = Pipeline.from_pretrained(ckpt, compile=compile)
     reference = reference_for(pipe, n_per_class, reference_images, prompts)
     report = evaluate(pipe, reference, n_per_class, seed, inception, prompts, **sampling)
     state, _ = load_training_state(ckpt)

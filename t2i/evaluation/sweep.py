@@ -20,13 +20,13 @@ def sweep(checkpoint: str | Path, out: str | Path, n_per_class: int = 50,
           steps_list: tuple[int, ...] = (3, 5, 8, 13, 25, 50), samplers=("euler", "heun"),
           cfg_list: tuple[float, ...] = (1, 1.5, 2, 3, 4, 6), default_steps: Optional[int] = None,
           default_cfg: Optional[float] = None, seed: int = 0, progress: bool = True,
-          reference_images: int = 10_000) -> list[dict]:
+          reference_images: int = 10_000, compile: bool = False) -> list[dict]:
     """Quality against sampling cost (every sampler at every step count, at `default_cfg`) and
     against guidance (every CFG scale, Euler at `default_steps`); None: the checkpoint's own,
     as is its guidance interval. NFE counts velocity evaluations per image (Heun: 2 per step
     but 1 on the last; each is a CFG pair when guided). Writes sweep.csv and sweep.png (FD
-    and accuracy against NFE and CFG)."""
-    pipe = Pipeline.from_pretrained(checkpoint)
+    and accuracy against NFE and CFG). `compile` as for `Pipeline`."""
+    pipe = Pipeline.from_pretrained(checkpoint, compile=compile)
     own = pipe.sampling(steps=default_steps, cfg=default_cfg)
     default_steps, default_cfg = own["steps"], own["cfg"]
     reference = Reference.for_pipeline(pipe, n_per_class, reference_images)

@@ -76,7 +76,8 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     """Training and sampling throughput, with model FLOPs counted by torch's FlopCounterMode and
     compared with the best matmul peak (fp32 or bf16) measured here and now on the run's device:
     MFU is the fraction of what this device could do at its fastest precision, whatever
-    precision the run used."""
+    precision the run used. `train.compile` compiles the sampling pipeline too (`--compile` of
+    `t2i sample` and `t2i eval`), its FLOPs counted uncompiled."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, tmp, progress=False)
     device_peaks = {name: matmul_flops(dtype, trainer.device)
@@ -85,7 +86,7 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     train_ips, train_peak = time_steps(trainer, train_steps, warmup)
     train_flops = count_flops(trainer.forward_backward) / tc.batch_size
 
-    pipe = trainer.pipeline()
+    pipe = trainer.pipeline(compile=tc.compile)
     names = trainer.data.sample_prompts()
     per_prompt = max(1, sample_images // len(names))
     sample_ips = sampling_speed(pipe, names, per_prompt)
@@ -93,7 +94,7 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
     reference = dict(steps=REFERENCE.steps, cfg=REFERENCE.cfg, sampler=REFERENCE.sampler,
                      cfg_interval=(REFERENCE.cfg_start, REFERENCE.cfg_end))
     reference_ips = sampling_speed(pipe, names, per_prompt, **reference)
-    sample_flops = count_flops(lambda: pipe(names[:1], num_per_prompt=1))
+    sample_flops = count_flops(lambda: trainer.pipeline()(names[:1], num_per_prompt=1))
     precision = "bf16" if trainer.dtype == torch.bfloat16 else "fp32"
     peak = max(device_peaks.values())
     return {
@@ -120,9 +121,9 @@ def benchmark(config: Config, train_steps: int = 30, sample_images: int = 100,
 
 
 def sampling_speed(pipe, prompts: list[str], per_prompt: int, **sampling) -> float:
-    """Images per second of `pipe(prompts, num_per_prompt=per_prompt, **sampling)`, after a
-    warm-up call."""
-    pipe(prompts[:1], num_per_prompt=2, **sampling)
+    """Images per second of `pipe(prompts, num_per_prompt=per_prompt, **sampling)`, after the
+    same call untimed (a compiled pipeline compiles for the batch sizes the call uses)."""
+    pipe(prompts, num_per_prompt=per_prompt, **sampling)
     start = time.perf_counter()
     pipe(prompts, num_per_prompt=per_prompt, **sampling)
     return per_prompt * len(prompts) / (time.perf_counter() - start)

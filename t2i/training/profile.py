@@ -8,12 +8,20 @@ the captions drawn and looked up or tokenized), `forward` (noise, times, the mod
 the step spends outside them (the LR, Python between phases). The profiler's own bookkeeping
 slows every operator a little: the phases are shares of a profiled step, and the unprofiled
 img/s of `t2i bench` is the speed.
+
+The profile also says how fast a step could be: every matrix product of one step (the linear
+layers' forward and backward; attention's own are inside its fused kernel) is recorded with its
+shapes, strides and dtypes and replayed alone, unprofiled. Their time is the floor of a step that
+did nothing else, and their FLOPs over it the matmul speed these shapes reach on this machine: the
+most MFU a step of this model can have, where `t2i bench` measures the peak on large products.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +32,9 @@ from .trainer import Trainer
 
 PHASES = ("data", "data.images", "data.text", "forward", "backward", "optimizer", "ema")
 TOP_LEVEL = ("data", "forward", "backward", "optimizer", "ema")
+PRODUCTS = {"aten::mm": 0, "aten::bmm": 0, "aten::addmm": 1, "aten::baddbmm": 1}  # operands after the added term
+DTYPES = {"float": torch.float32, "c10::BFloat16": torch.bfloat16, "c10::Half": torch.float16,
+          "double": torch.float64}
 
 
 def profile_training(config, steps: int = 20, warmup: int = 3, top: int = 15,
@@ -35,15 +46,11 @@ def profile_training(config, steps: int = 20, warmup: int = 3, top: int = 15,
         trainer = Trainer(config, tmp, progress=False)
     for _ in range(warmup):
         trainer.train_step()
+    unprofiled_ms = timed(trainer, steps)
     cuda = trainer.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
-        start = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step()
-        if cuda:
-            torch.cuda.synchronize(trainer.device)
-        step_ms = (time.perf_counter() - start) * 1e3 / steps
+        step_ms = timed(trainer, steps)
     if trace is not None:
         prof.export_chrome_trace(str(trace))
     events = prof.key_averages()
@@ -53,18 +60,69 @@ def profile_training(config, steps: int = 20, warmup: int = 3, top: int = 15,
     own = "self_device_time_total" if cuda else "self_cpu_time_total"
     ops = sorted((e for e in events if not e.key.startswith("t2i.")), key=lambda e: getattr(e, own),
                  reverse=True)[:top]
-    return {"steps": steps, "step_ms": step_ms,
+    return {"steps": steps, "step_ms": step_ms, "unprofiled_step_ms": unprofiled_ms,
+            "products": product_floor(trainer),
             "phases_ms": {p: phases.get(p, 0.0) for p in (*PHASES, "other")},
             "top_ops": [{"op": e.key, "ms_per_step": getattr(e, own) / 1e3 / steps,
                          "calls_per_step": e.count / steps} for e in ops],
             "time_measure": "device (CUDA) time" if cuda else "CPU time"}
 
 
+def timed(trainer: Trainer, steps: int) -> float:
+    """ms per training step, the mean of `steps`."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    return (time.perf_counter() - start) * 1e3 / steps
+
+
+def product_floor(trainer: Trainer, seconds: float = 0.02) -> dict:
+    """The matrix products of one training step, each replayed alone (fresh operands of the
+    recorded shapes, strides and dtype; at least `seconds` and 3 calls each): ms and GFLOP a
+    step, and how many calls of how many distinct kinds."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        trainer.train_step()
+    calls = Counter()
+    for e in prof.events():
+        if e.name in PRODUCTS:
+            tensors = [(tuple(shape), tuple(stride), dtype) for shape, stride, dtype in
+                       zip(e.input_shapes, e.structured_input_strides, e.input_dtypes) if shape]
+            calls[e.name, tuple(tensors[:PRODUCTS[e.name] + 2])] += 1  # not a compiled graph's out=
+    total_s = flops = 0.0
+    for (name, tensors), count in calls.items():
+        operands = [torch.empty_strided(shape, stride, dtype=DTYPES[dtype], device=trainer.device).normal_()
+                    for shape, stride, dtype in tensors]
+        a, b = (shape for shape, _, _ in tensors[PRODUCTS[name]:])
+        flops += count * 2 * math.prod(a) * b[-1]  # (batch) x m x k, times n
+        total_s += count * replay(getattr(torch, name[6:]), operands, seconds)
+    return {"ms": total_s * 1e3, "GFLOP": flops / 1e9, "calls": sum(calls.values()), "kinds": len(calls)}
+
+
+def replay(op, operands: list[torch.Tensor], seconds: float) -> float:
+    """Seconds per call of `op(*operands)`, after one untimed call."""
+    sync = torch.cuda.synchronize if operands[0].is_cuda else (lambda: None)
+    op(*operands)
+    count, start = 0, time.perf_counter()
+    while count < 3 or time.perf_counter() - start < seconds:
+        op(*operands)
+        count += 1
+    sync()
+    return (time.perf_counter() - start) / count
+
+
 def format_profile(report: dict) -> str:
     """The profile as a table: phases with their share of the step, then the top operators."""
     step = report["step_ms"]
-    lines = [f"profiled training step: {step:.1f} ms (mean of {report['steps']}; the profiler "
-             "slows it a little)", f"{'phase':<14} {'ms/step':>8} {'share':>6}"]
+    products, unprofiled = report["products"], report["unprofiled_step_ms"]
+    lines = [f"training step: {unprofiled:.1f} ms unprofiled, {step:.1f} ms profiled (means of "
+             f"{report['steps']})",
+             f"its {products['calls']} matrix products alone ({products['kinds']} kinds, replayed "
+             f"unprofiled): {products['ms']:.1f} ms, {products['GFLOP']:.2f} GFLOP at "
+             f"{products['GFLOP'] / max(products['ms'], 1e-9) * 1e3:.0f} GFLOP/s -- "
+             f"{products['ms'] / unprofiled:.0%} of the step; the rest is everything else",
+             "", f"{'phase':<14} {'ms/step':>8} {'share':>6}"]
     for phase, ms in report["phases_ms"].items():
         indent = "  " if phase.startswith("data.") else ""
         lines.append(f"{indent + phase:<14} {ms:8.2f} {ms / step:6.1%}")

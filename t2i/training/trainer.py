@@ -304,8 +304,10 @@ class Trainer(TrainingLoop):
 
     # ------------------------------------------------------------------ samples and evaluation
 
-    def pipeline(self) -> Pipeline:
-        return Pipeline(self.config, self.ema, self.device, self.config.train.precision, self.codec)
+    def pipeline(self, compile: bool = False) -> Pipeline:
+        """A pipeline over the EMA weights (shared: it samples what training has reached)."""
+        return Pipeline(self.config, self.ema, self.device, self.config.train.precision, self.codec,
+                        compile)
 
     def sample_grid(self, seeds: int = 2):
         """One column per class (or example prompt of the dataset), one row per seed, from the

@@ -206,21 +206,21 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """`torch.compile(module)` (train.compile), its kernels kept in t2i's cache folder: the first
-    compile of a model on a machine takes 30-60 s on a 2-core CPU, a later run finds them there
-    in ~3 s (torch's default folder is under /tmp, which many systems empty at boot). On a CPU
-    the kernels are C++, built by the machine's compiler: where there is none, or where it cannot
-    build them (a toolchain without OpenMP's headers, say), the module is returned as it is, with
-    a warning, rather than failing at the first step."""
+    """`torch.compile(module)` (train.compile, sampling's `--compile`), its kernels kept in
+    t2i's cache folder: the first compile of a model on a machine takes 30-60 s on a 2-core
+    CPU, a later run finds them there in ~3 s (torch's default folder is under /tmp, which many
+    systems empty at boot). On a CPU the kernels are C++, built by the machine's compiler: where
+    there is none, or where it cannot build them (a toolchain without OpenMP's headers, say),
+    the module is returned as it is, with a warning, rather than failing at the first call."""
     compilers = (os.environ.get("CXX", "g++"), "c++", "clang++")
     if device.type == "cpu" and not any(shutil.which(c) for c in compilers):
-        log.warning("train.compile=true: no C++ compiler (g++, c++ or clang++) found, which "
-                    "torch.compile needs on a CPU; training uncompiled")
+        log.warning("compile: no C++ compiler (g++, c++ or clang++) found, which torch.compile "
+                    "needs on a CPU; running uncompiled")
         return module
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
     if device.type == "cpu" and (problem := _compile_problem()):
-        log.warning("train.compile=true: torch.compile cannot build kernels here (%s); training "
-                    "uncompiled", problem)
+        log.warning("compile: torch.compile cannot build kernels here (%s); running uncompiled",
+                    problem)
         return module
     return torch.compile(module)
 

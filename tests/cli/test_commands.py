@@ -7,7 +7,7 @@ from PIL import Image
 from t2i.cli import main
 
 
-def test_train_then_sample_on_debug(tmp_path, capsys):
+def test_train_then_sample_on_debug(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["-q", "train", "--preset", "debug", "--out", str(run), "train.steps=4",
                  "train.ckpt_every=2"]) == 0
@@ -28,6 +28,15 @@ def test_train_then_sample_on_debug(tmp_path, capsys):
     main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a bag", "--num-per-prompt", "2",
           "--steps", "3", "--seed", "7", "--out", str(out2)])
     assert (out2 / "000_001.png").read_bytes() == first  # same seed, same image
+    # --compile hands the backbone to compile_module (tests/test_pipeline.py compiles for real)
+    compiled = []
+    monkeypatch.setattr("t2i.pipeline.compile_module", lambda m, d: compiled.append(m) or m)
+    main(["-q", "sample", "--checkpoint", str(run), "--prompt", "a bag", "--num-per-prompt", "2",
+          "--steps", "3", "--seed", "7", "--out", str(out2), "--compile"])
+    assert [type(m).__name__ for m in compiled] == ["DiT"] and (out2 / "000_001.png").read_bytes() == first
+    assert main(["-q", "eval", "--checkpoint", str(run), "--n-per-class", "1", "--steps", "1",
+                 "--reference-images", "100", "--compile", "--json", str(tmp_path / "r.json")]) == 0
+    assert len(compiled) == 2
 
 
 REPORT_KEYS = {"protocol", "accuracy", "fd", "precision", "recall", "per_class", "per_prompt", "confusion",

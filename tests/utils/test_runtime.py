@@ -175,7 +175,7 @@ def test_compile_falls_back_to_eager_where_the_toolchain_cannot_build_kernels(mo
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unused")
     with caplog.at_level(logging.WARNING):
         assert runtime.compile_module(module, torch.device("cpu")) is module
-    assert "cannot build kernels here (C++ compile error); training uncompiled" in caplog.text
+    assert "cannot build kernels here (C++ compile error); running uncompiled" in caplog.text
 
 
 def test_await_release_returns_once_the_caller_holds_the_last_reference():

@@ -53,16 +53,46 @@ def test_newest_checkpoint_or_the_shipped_model_or_how_to_train_one(tmp_path, mo
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    """A `debug` model trained for a few steps (onehot text), loaded as a pipeline."""
+def run(tmp_path_factory):
+    """A `debug` model trained for a few steps (onehot text)."""
     from t2i.data import load_fashion_mnist
-    from t2i.pipeline import Pipeline
     from t2i.presets import get_preset
 
     cfg = get_preset("debug").override(["train.device=cpu", "train.steps=3"])
     run = tmp_path_factory.mktemp("web") / "run"
     Trainer(cfg, run, data=load_fashion_mnist("train", subset=64), progress=False).train()
+    return run
+
+
+@pytest.fixture(scope="module")
+def pipe(run):
+    """That model, loaded as a pipeline."""
+    from t2i.pipeline import Pipeline
+
     return Pipeline.from_pretrained(run, device="cpu")
+
+
+def test_a_compiled_demo_compiles_and_samples_before_it_serves(run, monkeypatch):
+    """Compilation happens at start (at two batch sizes, so that later ones reuse a dynamic
+    graph), not in the first visitor's request."""
+    from t2i.apps import web
+    from t2i.pipeline import Pipeline
+
+    order = []
+
+    class App:
+        def launch(self, **kwargs):
+            order.append("serve")
+
+    monkeypatch.setattr("t2i.pipeline.compile_module", lambda m, d: order.append("compile") or m)
+    monkeypatch.setattr(Pipeline, "__call__",
+                        lambda self, prompts, **kw: order.append(("sample", kw["num_per_prompt"])))
+    monkeypatch.setattr(web, "build_app", lambda demo: App())
+    web.serve(str(run), device="cpu", compile=True)
+    assert order == ["compile", ("sample", 1), ("sample", 2), "serve"]
+    order.clear()
+    web.serve(str(run), device="cpu")
+    assert order == ["serve"]
 
 
 def test_stream_yields_intermediate_frames_then_the_final_grid(pipe):

@@ -66,10 +66,9 @@ class Pipeline:
     `Pipeline.from_pretrained(dir or shipped name)(prompts, steps, cfg, seed, sampler)` returns
     images in [0, 1]; sample k of each prompt starts from the noise of seed + k, so the same
     seed gives the same images whatever else is in the call. `compile=True` runs the backbone
-    through torch.compile: on a CPU the first call compiles for 30-40 s (a few seconds once its
-    kernels are cached), then each step runs ~1.3x (fp32) to ~1.7x (bf16) faster, worth it for
-    an evaluation or a demo that serves many requests; images then differ from uncompiled ones
-    in the last bits."""
+    through torch.compile: on a CPU the first call compiles for 30-45 s (5-10 s once its kernels
+    are cached), then sampling runs ~1.3-1.5x faster, worth it where one process draws many
+    images (a demo, a sweep); images then differ from uncompiled ones in the last bits."""
     def __init__(self, config: Config, networks: nn.ModuleDict, device: torch.device | str = "cpu",
                  precision: str = "fp32", codec=None, compile: bool = False):
         self.config = config

@@ -77,8 +77,8 @@ def add_compile_argument(p: argparse.ArgumentParser) -> None:
     """`--compile`: sample through torch.compile (sample, eval, demo)."""
     p.add_argument("--compile", action="store_true",
                    help="run the model through torch.compile: on a CPU its first call compiles "
-                        "for 30-40 s (seconds once cached, needs a C++ compiler), then sampling "
-                        "runs ~1.3-1.7x faster; worth it for many images")
+                        "for 30-45 s (5-10 s once cached; needs a C++ compiler), then sampling "
+                        "runs ~1.3-1.5x faster: worth it for a demo, a sweep, thousands of images")
 
 
 def sampling_kwargs(args) -> dict:

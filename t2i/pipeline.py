@@ -67,7 +67,7 @@ class Pipeline:
     images in [0, 1]; sample k of each prompt starts from the noise of seed + k, so the same
     seed gives the same images whatever else is in the call. `compile=True` runs the backbone
     through torch.compile: on a CPU the first call compiles for 30-45 s (5-10 s once its kernels
-    are cached), then sampling runs ~1.3-1.5x faster, worth it where one process draws many
+    are cached), then sampling runs ~1.3-1.6x faster, worth it where one process draws many
     images (a demo, a sweep); images then differ from uncompiled ones in the last bits."""
     def __init__(self, config: Config, networks: nn.ModuleDict, device: torch.device | str = "cpu",
                  precision: str = "fp32", codec=None, compile: bool = False):

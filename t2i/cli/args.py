@@ -78,7 +78,7 @@ def add_compile_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the model through torch.compile: on a CPU its first call compiles "
                         "for 30-45 s (5-10 s once cached; needs a C++ compiler), then sampling "
-                        "runs ~1.3-1.5x faster: worth it for a demo, a sweep, thousands of images")
+                        "runs ~1.3-1.6x faster: worth it for a demo, a sweep, thousands of images")
 
 
 def sampling_kwargs(args) -> dict:

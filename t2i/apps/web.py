@@ -268,7 +268,7 @@ def serve(checkpoint: Optional[str], host: str = "127.0.0.1", port: int = 7860, 
     path = Path(checkpoint) if checkpoint else newest_checkpoint()
     pipe = Pipeline.from_pretrained(path, device=device, compile=compile)
     if compile:  # compile before the first visitor waits for it: two sizes, so shapes go dynamic
-        log.info("compiling the model for sampling (30-45 s the first time on a CPU)")
+        log.info("compiling before serving: two small generations")
         for n in (1, 2):
             pipe(pipe.default_prompts()[:1], steps=2, num_per_prompt=n)
     app = build_app(Demo(pipe, limits, sampling))

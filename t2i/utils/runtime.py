@@ -222,6 +222,8 @@ def compile_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
         log.warning("compile: torch.compile cannot build kernels here (%s); running uncompiled",
                     problem)
         return module
+    log.info("compile: the first call compiles the model (30-60 s on a 2-core CPU the first time, "
+             "seconds once its kernels are in %s)", os.environ["TORCHINDUCTOR_CACHE_DIR"])
     return torch.compile(module)
 
 

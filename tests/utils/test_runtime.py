@@ -153,8 +153,11 @@ def test_compile_keeps_kernels_in_the_t2i_cache_and_needs_a_compiler_on_cpu(tmp_
     assert runtime.compile_module(module, torch.device("cpu")) is module and compiled == [module]
     assert runtime.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "t2i" / "inductor")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice stands
-    runtime.compile_module(module, torch.device("cpu"))
+    with caplog.at_level(logging.INFO):
+        runtime.compile_module(module, torch.device("cpu"))
     assert runtime.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    assert "first call compiles the model" in caplog.text and str(tmp_path / "mine") in caplog.text
+    caplog.clear()
     monkeypatch.setattr(runtime.shutil, "which", lambda name: None)
     with caplog.at_level(logging.WARNING):
         assert runtime.compile_module(module, torch.device("cpu")) is module

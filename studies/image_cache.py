@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from t2i.config import DataConfig
 from t2i.data import image_cache_path, load_dataset
+from t2i.sections import DataConfig
 from t2i.utils.images import make_grid
 
 

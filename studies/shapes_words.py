@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from t2i.cli import main
-from t2i.config import DataConfig
 from t2i.data.shapes import training_captions
+from t2i.sections import DataConfig
 from t2i.text import encoders
 
 WORD = re.compile(r"[a-z]+")

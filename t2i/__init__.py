@@ -11,7 +11,8 @@ that the README's layout is its top level):
 t2i/
   _version.py      the version, importing nothing
   fields.py        typed, validated config fields: Section, rules, ConfigError, parsing
-  config.py        the typed config dataclasses; `section.field=value` overrides, type-checked
+  sections.py      the config's sections (model, text, data, ...): fields, defaults, rules
+  config.py        Config, the sections together: JSON, `section.field=value` overrides
   presets.py       PRESETS: named constructors of full configs, each with its reason
   utils/           what every layer uses: files, images, the runtime
     fsutil.py        atomic files and folders; cache roots

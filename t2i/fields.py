@@ -1,4 +1,4 @@
-"""Typed, validated config fields: the machinery config.py's sections are built on.
+"""Typed, validated config fields: what the config's sections (sections.py) are built on.
 
 A `Section` checks each field's declared type and its `rules` whenever it is built; `parse`
 reads a command-line value (`model.depth=8`) as a field's type. A bad value is a `ConfigError`

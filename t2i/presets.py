@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from .config import (
-    Config,
+from .config import Config
+from .sections import (
     DataConfig,
     ModelConfig,
     ObjectiveConfig,

@@ -47,7 +47,7 @@ def debug_config():
 @pytest.fixture(scope="session")
 def tiny_vae_dir(tmp_path_factory):
     """A random 1-channel AutoencoderKL, 16x16 -> 4x8x8, saved as a pretrained folder."""
-    from t2i.config import VAEConfig
+    from t2i.sections import VAEConfig
     from t2i.training.vae import build_autoencoder
 
     torch.manual_seed(0)

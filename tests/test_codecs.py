@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from t2i.codecs import AutoencoderCodec, IdentityCodec, load_codec
-from t2i.config import Config, VAEConfig
+from t2i.config import Config
 from t2i.data import load_fashion_mnist
+from t2i.sections import VAEConfig
 from t2i.training.vae import build_autoencoder
 
 

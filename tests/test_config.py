@@ -27,7 +27,7 @@ def test_bad_overrides_are_clear_errors(bad, match):
 
 
 def test_config_names_are_the_registries():
-    from t2i import config
+    from t2i import sections as config
     from t2i.data import DATASETS
     from t2i.flow.objectives import OBJECTIVES, PAIRINGS
     from t2i.flow.samplers import SAMPLERS

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from t2i.config import ModelConfig
 from t2i.data import load_fashion_mnist
 from t2i.flow.fewstep import jvp
 from t2i.models.dit import DiT
 from t2i.pipeline import Pipeline
+from t2i.sections import ModelConfig
 from t2i.training.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

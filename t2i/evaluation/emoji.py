@@ -30,8 +30,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import DataConfig
-from ..data.emoji import HELDOUT, colour_families, colour_words, display_name, load_emoji, rows_of, table
+from ..data.emoji import (
+    HELDOUT,
+    colour_families,
+    colour_words,
+    display_name,
+    load_emoji,
+    rows_of,
+    table,
+)
+from ..sections import DataConfig
 from .classifier import ASSETS
 from .colour import JUDGED, dominant_colours
 from .metrics import frechet_distance, precision_recall

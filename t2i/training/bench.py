@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..config import Config, SampleConfig
+from ..config import Config
+from ..sections import SampleConfig
 from ..utils.runtime import matmul_flops
 from .trainer import Trainer
 

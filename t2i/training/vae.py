@@ -19,8 +19,9 @@ import torch.nn.functional as F
 
 from ..checkpoint import load_into
 from ..codecs import AutoencoderCodec, autoencoder_class, reconstruction_psnr, resize
-from ..config import Config, VAEConfig
+from ..config import Config
 from ..data import load_dataset, unseen_split
+from ..sections import VAEConfig
 from ..utils.images import make_grid
 from ..utils.runtime import autocast, resolve_device
 from .loop import TrainingLoop, resume_checkpoint

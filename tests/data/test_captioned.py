@@ -6,7 +6,6 @@ import pytest
 import torch
 from PIL import Image
 
-from t2i.config import DataConfig
 from t2i.data import DataError, load_dataset
 from t2i.data.captioned import (
     CaptionedDataset,
@@ -14,6 +13,7 @@ from t2i.data.captioned import (
     open_image_cache,
     to_array,
 )
+from t2i.sections import DataConfig
 
 
 def test_resize_and_centre_crop_known_answer():

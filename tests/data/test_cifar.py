@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from t2i import data
-from t2i.config import DataConfig
 from t2i.data import (
     DataError,
 )
+from t2i.sections import DataConfig
 
 
 def cifar_archive(path, per_batch=2):

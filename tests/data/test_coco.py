@@ -3,10 +3,10 @@ import json
 import pytest
 from PIL import Image
 
-from t2i.config import DataConfig
 from t2i.data import DataError
 from t2i.data.captioned import open_image_cache
 from t2i.data.coco import coco_rows
+from t2i.sections import DataConfig
 
 
 def _coco(root, split, images, captions):

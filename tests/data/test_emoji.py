@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import ImageFont
 
-from t2i.config import DataConfig
 from t2i.data import DataError, load_dataset
 from t2i.data.emoji import (
     FONT_SIZE,
@@ -25,6 +24,7 @@ from t2i.data.emoji import (
     render,
     table,
 )
+from t2i.sections import DataConfig
 from t2i.utils.images import to_hsv
 
 ROOT = Path(__file__).resolve().parents[2]

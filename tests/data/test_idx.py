@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from t2i import data
-from t2i.config import DataConfig
 from t2i.data import (
     DataError,
     find_fashion_mnist,
     parse_idx,
     read_idx,
 )
+from t2i.sections import DataConfig
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

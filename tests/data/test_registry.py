@@ -1,6 +1,5 @@
 import pytest
 
-from t2i.config import DataConfig
 from t2i.data import (
     DATASETS,
     DataError,
@@ -10,6 +9,7 @@ from t2i.data import (
     known_captions,
     load_dataset,
 )
+from t2i.sections import DataConfig
 
 
 def test_every_dataset_answers_shape_labels_and_evaluation_without_loading():

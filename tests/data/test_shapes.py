@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from t2i.config import DataConfig
 from t2i.data import load_dataset
 from t2i.data.shapes import (
     COLOURS,
@@ -22,6 +21,7 @@ from t2i.data.shapes import (
     scene_mix,
     shape_mask,
 )
+from t2i.sections import DataConfig
 from t2i.utils.images import to_hsv
 
 N = 400  # scenes checked per test

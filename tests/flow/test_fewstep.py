@@ -4,7 +4,6 @@ two times is exact, so its average velocity is known in closed form."""
 import pytest
 import torch
 
-from t2i.config import ModelConfig
 from t2i.flow.fewstep import (
     MeanFlow,
     Shortcut,
@@ -16,6 +15,7 @@ from t2i.flow.fewstep import (
 )
 from t2i.flow.samplers import fewstep, get_sampler
 from t2i.models.dit import DiT
+from t2i.sections import ModelConfig
 
 MU, SIGMA = 1.5, 0.5  # data ~ N(MU, SIGMA^2) per element, noise ~ N(0, 1)
 

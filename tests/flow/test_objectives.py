@@ -1,10 +1,16 @@
 import pytest
 import torch
 
-from t2i.config import ObjectiveConfig
-from t2i.flow.objectives import CleanImage, CleanImageVelocityLoss, Diffusion, FlowMatching, build_objective
+from t2i.flow.objectives import (
+    CleanImage,
+    CleanImageVelocityLoss,
+    Diffusion,
+    FlowMatching,
+    build_objective,
+)
 from t2i.flow.paths import interpolate
 from t2i.flow.samplers import euler, heun
+from t2i.sections import ObjectiveConfig
 
 
 @pytest.mark.parametrize("objective", [FlowMatching(), CleanImage(), CleanImageVelocityLoss(), Diffusion("eps"),

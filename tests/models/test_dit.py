@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 import torch
 
-from t2i.config import ModelConfig
 from t2i.models.dit import DiT, sincos_2d, timestep_embedding
+from t2i.sections import ModelConfig
 
 CFG = ModelConfig(width=64, depth=2, heads=2, patch_size=4)
 

@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 import torch
 
-from t2i.config import ModelConfig
 from t2i.models import UNet, build_backbone
+from t2i.sections import ModelConfig
 
 
 def test_unet_backbone_shapes_zero_start_and_masking(perturb):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from t2i.config import ModelConfig, TextConfig
 from t2i.models.dit import DiT
+from t2i.sections import ModelConfig, TextConfig
 from t2i.text.captions import FASHION_MNIST
 from t2i.text.encoders import (
     ClassTextEncoder,

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from t2i.codecs import AutoencoderCodec, load_codec, reconstruction_psnr
-from t2i.config import Config, VAEConfig
+from t2i.config import Config
 from t2i.data import load_fashion_mnist
 from t2i.presets import get_preset
+from t2i.sections import VAEConfig
 from t2i.training.vae import INFO_FILE, VAETrainer, build_autoencoder, measure_scale
 
 

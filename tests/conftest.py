@@ -1,10 +1,18 @@
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
+import t2i
 from t2i.presets import get_preset
+
+# Child processes (the CLI, torchrun's ranks, notebook kernels) import the t2i under test, not
+# whichever checkout an editable install last pointed at.
+REPO = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+assert Path(t2i.__file__).resolve().parent == REPO / "t2i", f"testing {t2i.__file__}, not {REPO}"
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ import time
 import torch
 
 from t2i import Pipeline
+from t2i.utils.runtime import seconds_per_call
 
 # fmnist-text's products when 200 images are sampled with guidance: 400 rows of 16 tokens, by
 # the attention's qkv (128 x 384), the MLP (128 x 512, 512 x 128) and the projections (128 x 128).
@@ -25,12 +26,7 @@ PRODUCTS = ((6400, 128, 384), (6400, 128, 512), (6400, 512, 128), (6400, 128, 12
 def product_rate(m: int, k: int, n: int, dtype: torch.dtype, seconds: float = 0.3) -> float:
     """GFLOP/s of an (m x k) by (k x n) product, repeated for `seconds` after one call."""
     a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-    a @ b
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    return 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
+    return 2 * m * k * n / seconds_per_call(lambda: a @ b, seconds) / 1e9
 
 
 def sampling_rates(checkpoint: str, sizes: list[int], rounds: int = 3) -> None:

@@ -53,16 +53,24 @@ def available_memory_mib(device: torch.device) -> float:
     return int(re.search(r"MemAvailable:\s+(\d+)", text).group(1)) / 1024
 
 
+def step_seconds(trainer: Trainer, steps: int) -> float:
+    """Seconds per training step, the mean of `steps` (on CUDA, the last step's EMA update
+    finished before the clock stops)."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    return (time.perf_counter() - start) / steps
+
+
 def time_steps(trainer: Trainer, steps: int, warmup: int) -> tuple[float, float]:
     """(img/s, peak MiB) of `steps` training steps after `warmup` untimed ones."""
     reset_peak_memory(trainer.device)
     for _ in range(warmup):
         trainer.train_step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
     tc = trainer.config.train
-    return steps * tc.batch_size * tc.grad_accum / (time.perf_counter() - start), peak_memory_mib(trainer.device)
+    return tc.batch_size * tc.grad_accum / step_seconds(trainer, steps), peak_memory_mib(trainer.device)
 
 
 def count_flops(fn) -> int:

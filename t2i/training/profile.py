@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -28,6 +27,8 @@ from typing import Optional
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from ..utils.runtime import seconds_per_call
+from .bench import step_seconds
 from .trainer import Trainer
 
 PHASES = ("data", "data.images", "data.text", "forward", "backward", "optimizer", "ema")
@@ -46,11 +47,11 @@ def profile_training(config, steps: int = 20, warmup: int = 3, top: int = 15,
         trainer = Trainer(config, tmp, progress=False)
     for _ in range(warmup):
         trainer.train_step()
-    unprofiled_ms = timed(trainer, steps)
+    unprofiled_ms = step_seconds(trainer, steps) * 1e3
     cuda = trainer.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
-        step_ms = timed(trainer, steps)
+        step_ms = step_seconds(trainer, steps) * 1e3
     if trace is not None:
         prof.export_chrome_trace(str(trace))
     events = prof.key_averages()
@@ -68,16 +69,6 @@ def profile_training(config, steps: int = 20, warmup: int = 3, top: int = 15,
             "time_measure": "device (CUDA) time" if cuda else "CPU time"}
 
 
-def timed(trainer: Trainer, steps: int) -> float:
-    """ms per training step, the mean of `steps`."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
-    return (time.perf_counter() - start) * 1e3 / steps
-
-
 def product_floor(trainer: Trainer, seconds: float = 0.02) -> dict:
     """The matrix products of one training step, each replayed alone (fresh operands of the
     recorded shapes, strides and dtype; at least `seconds` and 3 calls each): ms and GFLOP a
@@ -90,26 +81,16 @@ def product_floor(trainer: Trainer, seconds: float = 0.02) -> dict:
             tensors = [(tuple(shape), tuple(stride), dtype) for shape, stride, dtype in
                        zip(e.input_shapes, e.structured_input_strides, e.input_dtypes) if shape]
             calls[e.name, tuple(tensors[:PRODUCTS[e.name] + 2])] += 1  # not a compiled graph's out=
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else None
     total_s = flops = 0.0
     for (name, tensors), count in calls.items():
         operands = [torch.empty_strided(shape, stride, dtype=DTYPES[dtype], device=trainer.device).normal_()
                     for shape, stride, dtype in tensors]
         a, b = (shape for shape, _, _ in tensors[PRODUCTS[name]:])
         flops += count * 2 * math.prod(a) * b[-1]  # (batch) x m x k, times n
-        total_s += count * replay(getattr(torch, name[6:]), operands, seconds)
+        op = getattr(torch, name[6:])
+        total_s += count * seconds_per_call(lambda: op(*operands), seconds, min_calls=3, sync=sync)
     return {"ms": total_s * 1e3, "GFLOP": flops / 1e9, "calls": sum(calls.values()), "kinds": len(calls)}
-
-
-def replay(op, operands: list[torch.Tensor], seconds: float) -> float:
-    """Seconds per call of `op(*operands)`, after one untimed call."""
-    sync = torch.cuda.synchronize if operands[0].is_cuda else (lambda: None)
-    op(*operands)
-    count, start = 0, time.perf_counter()
-    while count < 3 or time.perf_counter() - start < seconds:
-        op(*operands)
-        count += 1
-    sync()
-    return (time.perf_counter() - start) / count
 
 
 def format_profile(report: dict) -> str:

@@ -107,16 +107,25 @@ def matmul_flops(dtype: torch.dtype, device: torch.device | str = "cpu", n: int 
     generator = torch.Generator(device).manual_seed(0)
     a = torch.randn(n, n, device=device, generator=generator).to(dtype)
     b = torch.randn(n, n, device=device, generator=generator).to(dtype)
-    a @ b  # warm-up: kernel selection, page faults
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+    return 2 * n**3 / seconds_per_call(lambda: a @ b, seconds, sync=sync)
+
+
+def seconds_per_call(fn: Callable[[], object], seconds: float, min_calls: int = 2,
+                     sync: Optional[Callable[[], None]] = None) -> float:
+    """Mean seconds of `fn()` after one untimed call (kernel selection, page faults): called until
+    `seconds` have passed and at least `min_calls` times, `sync()` after each (CUDA work is
+    asynchronous)."""
+    fn()
     count, start = 0, time.perf_counter()
     while True:
-        a @ b
+        fn()
         count += 1
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
+        if sync is not None:
+            sync()
         elapsed = time.perf_counter() - start
-        if elapsed >= seconds and count >= 2:
-            return 2 * n**3 * count / elapsed
+        if elapsed >= seconds and count >= min_calls:
+            return elapsed / count
 
 
 @functools.lru_cache(maxsize=None)

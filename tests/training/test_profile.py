@@ -1,12 +1,10 @@
 import json
 import tempfile
-import time
 
 import pytest
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from t2i.training.profile import PHASES, format_profile, product_floor, profile_training, replay
+from t2i.training.profile import PHASES, format_profile, product_floor, profile_training
 from t2i.training.trainer import Trainer
 
 
@@ -39,9 +37,3 @@ def test_the_product_floor_replays_every_matrix_product_of_a_step(debug_config, 
     floor = product_floor(trainer, seconds=0.001)
     assert floor["GFLOP"] * 1e9 == pytest.approx(counted, rel=1e-9) and counted > 0
     assert floor["calls"] >= floor["kinds"] > 3 and floor["ms"] > 0
-
-
-def test_replay_times_a_call_of_the_operator():
-    calls = []
-    per_call = replay(lambda *xs: calls.append(xs) or time.sleep(0.002), [torch.ones(1)], seconds=0.01)
-    assert len(calls) >= 4 and 0.002 <= per_call < 0.01  # one untimed, then >= 3 and >= 10 ms

@@ -201,3 +201,11 @@ def test_await_release_gives_up_after_its_timeout():
     start = time.perf_counter()
     runtime.await_release(tensor, timeout=0.1)
     assert time.perf_counter() - start < 2 and tensor._use_count() > 1 and product is not None
+
+
+def test_seconds_per_call_times_a_call_after_an_untimed_one():
+    calls, synced = [], []
+    per_call = runtime.seconds_per_call(lambda: calls.append(1) or time.sleep(0.002), seconds=0.01,
+                                        min_calls=3, sync=lambda: synced.append(1))
+    assert len(calls) >= 4 and 0.002 <= per_call < 0.01  # one untimed, then >= 3 and >= 10 ms
+    assert len(synced) == len(calls) - 1  # after each timed call
